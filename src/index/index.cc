@@ -14,6 +14,7 @@
 
 #include "base/assert.h"
 #include "base/coding.h"
+#include "index/event_ids.h"
 
 namespace vellum::index {
 namespace {
@@ -132,7 +133,7 @@ IndexBatch::IndexBatch(IndexBatch&&) noexcept = default;
 IndexBatch& IndexBatch::operator=(IndexBatch&&) noexcept = default;
 
 void IndexBatch::add_commit(const log::CommitView& commit, log::RecordLocation location,
-                            const std::vector<uint64_t>& stream_ids) {
+                            const std::vector<uint64_t>& stream_ids, uint32_t store_tag) {
   VL_ASSERT(stream_ids.size() == commit.events.size());
   const auto& header = commit.header;
   std::string record_value;
@@ -147,9 +148,11 @@ void IndexBatch::add_commit(const log::CommitView& commit, log::RecordLocation l
   for (uint32_t i = 0; i < commit.events.size(); i++) {
     const log::EventView& event = commit.events[i];
     uint64_t position = header.first_position + i;
-    std::string position_value;
-    put_u64_le(position_value, position);
-    VL_ASSERT(batch_->Put(event_key(event.id), position_value).ok());
+    if (positional_id_position(store_tag, event.id) != position) {
+      std::string position_value;
+      put_u64_le(position_value, position);
+      VL_ASSERT(batch_->Put(event_key(event.id), position_value).ok());
+    }
     if (chunk.count > 0 && chunk_stream == stream_ids[i] &&
         chunk.first_revision + chunk.count == event.revision) {
       chunk.count++;

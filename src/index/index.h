@@ -81,9 +81,10 @@ class IndexBatch {
   IndexBatch& operator=(IndexBatch&&) noexcept;
 
   // Adds the entries of one commit record. `stream_ids` gives the id of each
-  // event's stream, in event order.
+  // event's stream, in event order. Events whose id is the positional id of
+  // their position under `store_tag` (index/event_ids.h) get no id entry.
   void add_commit(const log::CommitView& commit, log::RecordLocation location,
-                  const std::vector<uint64_t>& stream_ids);
+                  const std::vector<uint64_t>& stream_ids, uint32_t store_tag);
   // Records the new state of a stream (last writer wins within the batch).
   void put_stream(std::string_view name, const StreamState& state);
   bool empty() const { return commits_ == 0; }

@@ -53,6 +53,10 @@ void patch_revision(char* event_start, uint64_t revision) {
   store_u64_le(event_start + kEventRevisionOffset, revision);
 }
 
+void patch_id(char* event_start, const Uuid& id) {
+  std::memcpy(event_start + kEventIdOffset, id.bytes.data(), id.bytes.size());
+}
+
 std::string encode_commit_header(const CommitHeader& header) {
   std::string out;
   out.reserve(kCommitHeaderSize);

@@ -24,6 +24,7 @@ inline constexpr uint32_t kCommitHeaderSize = 8 + 8 + 32 + 4 + 4;
 // | causation_len u16 | subject_len u16 | reserved u16 | metadata_len u32 | data_len u32
 inline constexpr uint32_t kEventFixedSize = 4 + 8 + 16 + 8 + 4 + 4 + 2 * 8 + 4 + 4;
 inline constexpr uint32_t kEventRevisionOffset = 4;
+inline constexpr uint32_t kEventIdOffset = 12;
 static_assert(kCommitHeaderSize == 56);
 static_assert(kEventFixedSize == 68);
 
@@ -41,8 +42,9 @@ void encode_event(std::string& out, std::string_view stream, uint64_t revision, 
                   const EventData& event);
 size_t encoded_event_size(std::string_view stream, const EventData& event);
 
-// Overwrites the revision of the encoded event starting at `event_start`.
+// Overwrite the revision / id of the encoded event starting at `event_start`.
 void patch_revision(char* event_start, uint64_t revision);
+void patch_id(char* event_start, const Uuid& id);
 
 std::string encode_commit_header(const CommitHeader& header);
 

@@ -49,6 +49,13 @@ tl::unexpected<Error> data_loss(const std::string& path, uint64_t offset, const 
                     path + " at offset " + std::to_string(offset) + ": " + what);
 }
 
+// An error from decoding a segment header, with file and offset added. The
+// code is kept: kFailedPrecondition (a newer format) must not become kDataLoss.
+tl::unexpected<Error> header_error(const std::string& path, Error error) {
+  error.message = path + " at offset 0: " + error.message;
+  return make_error(std::move(error));
+}
+
 // Reads a file's frames in order through a buffer.
 class FrameScanner {
  public:
@@ -149,6 +156,13 @@ Status Log::recover() {
   }
   std::sort(indexes.begin(), indexes.end());
   if (indexes.empty()) {
+    // A new store: choose its tag. Any well-mixed varying bits will do; it
+    // needs to differ between stores, not to be secret.
+    uint64_t seed = static_cast<uint64_t>(clock_.now_unix_ns()) ^
+                    static_cast<uint64_t>(clock_.monotonic_ns()) * 0x9e3779b97f4a7c15ull ^
+                    reinterpret_cast<uintptr_t>(this);
+    seed ^= seed >> 31;
+    store_tag_ = static_cast<uint32_t>(seed * 0xbf58476d1ce4e5b9ull >> 32);
     VL_RETURN_IF_ERROR(create_segment(0, 0));
     recovered_ = LogTail{0, Digest{}, {0, kSegmentHeaderSize}, 0, 0};
     return ok_status();
@@ -185,7 +199,7 @@ Status Log::recover_sealed(Segment& segment, uint64_t expected_first_position) {
   VL_TRY(n, segment.file->read_at(0, std::as_writable_bytes(std::span(header_bytes))));
   if (n < kSegmentHeaderSize) return data_loss(segment.path, 0, "segment header is truncated");
   auto header = decode_segment_header(header_bytes);
-  if (!header) return data_loss(segment.path, 0, header.error().message);
+  if (!header) return header_error(segment.path, header.error());
   VL_TRY(size, segment.file->size());
   if (size < kSegmentHeaderSize + kSealFrameSize) {
     return data_loss(segment.path, size, "sealed segment is missing its seal frame");
@@ -207,6 +221,7 @@ Status Log::recover_sealed(Segment& segment, uint64_t expected_first_position) {
     return data_loss(segment.path, 0, "segment does not continue the previous one");
   }
   segment.first_position = header->first_position;
+  store_tag_ = header->store_tag;
   segment.sealed = true;
   segment.size_bytes = size;
   next_position_ = seal->next_position;
@@ -246,6 +261,38 @@ Result<uint32_t> file_crc(io::File& file, uint64_t size) {
   return crc;
 }
 
+// A bad frame at `offset` of the newest segment: a torn tail, cut off, if no
+// valid frame follows it; otherwise damage in the middle, kDataLoss.
+Status cut_torn_tail(io::File& file, const std::string& path, uint64_t offset, uint64_t size) {
+  VL_TRY(follows, valid_frame_follows(file, offset, size));
+  if (follows) return data_loss(path, offset, "damaged record followed by valid records");
+  VL_RETURN_IF_ERROR(file.truncate(offset));
+  return file.sync();
+}
+
+// The end of the hash chain as recovery follows it.
+struct ChainLink {
+  uint64_t next_position = 0;
+  Digest last_hash{};
+  int64_t recorded_unix_ns = 0;
+};
+
+// Checks that the commit `payload` (a valid frame at `offset` of `path`)
+// continues the chain ending at `link`; returns the chain's new end.
+Result<ChainLink> follow_commit(const ChainLink& link, std::string_view payload,
+                                const std::string& path, uint64_t offset) {
+  auto commit = decode_commit(payload, path + " at offset " + std::to_string(offset));
+  if (!commit) return make_error(commit.error());
+  if (commit->header.first_position != link.next_position) {
+    return data_loss(path, offset, "commit does not continue the log's positions");
+  }
+  if (commit->header.prev_hash != link.last_hash) {
+    return data_loss(path, offset, "hash chain broken: prev_hash mismatch");
+  }
+  return ChainLink{link.next_position + commit->header.event_count, chain_hash(payload),
+                   commit->header.recorded_time_unix_ns};
+}
+
 }  // namespace
 
 // The newest segment: verify every frame, follow the hash chain, and cut a
@@ -260,14 +307,21 @@ Status Log::recover_active(Segment& segment) {
     // is written). Recreate it.
     segments_.erase(segment.index);
     VL_RETURN_IF_ERROR(fs_.remove(segment.path));
-    return create_segment(segment.index, next_position_);
+    VL_RETURN_IF_ERROR(create_segment(segment.index, next_position_));
+    // The tail is where the sealed segments before it ended.
+    recovered_ = LogTail{next_position_, last_hash_, {segment.index, kSegmentHeaderSize}, 0, 0};
+    return ok_status();
   }
   auto header = decode_segment_header(header_bytes);
-  if (!header) return data_loss(segment.path, 0, header.error().message);
+  if (!header) return header_error(segment.path, header.error());
+  if (header->segment_index != segment.index) {
+    return data_loss(segment.path, 0, "segment header names another segment");
+  }
   if (segments_.size() > 1 && header->first_position != next_position_) {
     return data_loss(segment.path, 0, "segment does not continue the previous one");
   }
   segment.first_position = header->first_position;
+  store_tag_ = header->store_tag;
   next_position_ = header->first_position;
   FrameScanner scanner(*segment.file, kSegmentHeaderSize, size);
   uint64_t records = 0;
@@ -276,12 +330,7 @@ Status Log::recover_active(Segment& segment) {
     uint64_t offset = scanner.offset();
     VL_TRY(frame, scanner.next());
     if (frame.status != FrameStatus::kOk) {
-      VL_TRY(follows, valid_frame_follows(*segment.file, offset, size));
-      if (follows) {
-        return data_loss(segment.path, offset, "damaged record followed by valid records");
-      }
-      VL_RETURN_IF_ERROR(segment.file->truncate(offset));
-      VL_RETURN_IF_ERROR(segment.file->sync());
+      VL_RETURN_IF_ERROR(cut_torn_tail(*segment.file, segment.path, offset, size));
       recovered_.truncated_bytes = size - offset;
       size = offset;
       break;
@@ -290,18 +339,11 @@ Status Log::recover_active(Segment& segment) {
     if (frame.type == FrameType::kSeal) {
       sealed = true;
     } else if (frame.type == FrameType::kCommit) {
-      auto commit = decode_commit(frame.payload, segment.path + " at offset " +
-                                                     std::to_string(offset));
-      if (!commit) return make_error(commit.error());
-      if (commit->header.first_position != next_position_) {
-        return data_loss(segment.path, offset, "commit does not continue the log's positions");
-      }
-      if (commit->header.prev_hash != last_hash_) {
-        return data_loss(segment.path, offset, "hash chain broken: prev_hash mismatch");
-      }
-      last_hash_ = chain_hash(frame.payload);
-      next_position_ += commit->header.event_count;
-      recovered_.last_recorded_unix_ns = commit->header.recorded_time_unix_ns;
+      ChainLink link{next_position_, last_hash_, recovered_.last_recorded_unix_ns};
+      VL_TRY(next, follow_commit(link, frame.payload, segment.path, offset));
+      next_position_ = next.next_position;
+      last_hash_ = next.last_hash;
+      recovered_.last_recorded_unix_ns = next.recorded_unix_ns;
       records++;
     } else if ((static_cast<uint8_t>(frame.type) & kFrameTypeSkippableBit) == 0) {
       return data_loss(segment.path, offset, "unknown frame type");
@@ -337,6 +379,7 @@ Status Log::create_segment(uint64_t index, uint64_t first_position) {
   header.segment_index = index;
   header.first_position = first_position;
   header.created_unix_ns = clock_.now_unix_ns();
+  header.store_tag = store_tag_;
   std::string bytes = encode_segment_header(header);
   VL_RETURN_IF_ERROR(segment->file->write_at(0, as_bytes(bytes)));
   VL_RETURN_IF_ERROR(segment->file->sync());
@@ -407,6 +450,17 @@ Status Log::sync() {
   // After a failed fdatasync the page cache can no longer be trusted (the
   // kernel may have dropped the dirty pages): never retry, fail the writer.
   auto status = active_->file->sync();
+  if (!status) return fail(status.error());
+  return ok_status();
+}
+
+Status Log::sync_through(RecordLocation end) {
+  if (failed_.load()) {
+    return make_error(ErrorCode::kUnavailable, "the log writer failed earlier; reopen the store");
+  }
+  auto segment = find_segment(end.segment_index);
+  VL_ASSERT(segment != nullptr);
+  auto status = segment->file->sync();
   if (!status) return fail(status.error());
   return ok_status();
 }

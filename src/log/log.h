@@ -71,10 +71,16 @@ class Log {
   // Writes the buffered frames and, if `sync`, fdatasyncs them. Any error
   // puts the log in the failed state: every later write returns kUnavailable.
   Status write_group(bool sync);
-  // fdatasyncs what was written (for the batch durability mode).
+  // fdatasyncs what was written (writer thread).
   Status sync();
+  // fdatasyncs the segment holding `end` (segments before it were synced
+  // when sealed). Safe to call from one other thread while the writer
+  // writes. A failure fails the log, like sync().
+  Status sync_through(RecordLocation end);
   bool failed() const { return failed_.load(); }
   uint64_t bytes_written() const { return bytes_written_.load(); }
+  // The store tag of the log's segments (see SegmentHeader::store_tag).
+  uint32_t store_tag() const { return store_tag_; }
 
   // ---- Readers ----
   // The verified payload of the commit frame at `location`.
@@ -120,6 +126,7 @@ class Log {
   uint32_t active_crc_ = 0;        // crc32c of the active segment's bytes so far
   uint64_t next_position_ = 0;
   Digest last_hash_{};
+  uint32_t store_tag_ = 0;
   std::atomic<uint64_t> written_offset_{0};   // end of written data in active
   std::atomic<uint64_t> active_index_{0};
   std::atomic<bool> failed_{false};

@@ -19,6 +19,7 @@ std::string encode_segment_header(const SegmentHeader& header) {
   put_u64_le(out, header.segment_index);
   put_u64_le(out, header.first_position);
   put_u64_le(out, static_cast<uint64_t>(header.created_unix_ns));
+  put_u32_le(out, header.store_tag);
   out.append(kSegmentHeaderCrcOffset - out.size(), '\0');
   put_u32_le(out, crc32c::mask(crc32c::value(out)));
   VL_ASSERT(out.size() == kSegmentHeaderSize);
@@ -45,6 +46,12 @@ Result<SegmentHeader> decode_segment_header(std::string_view bytes) {
   header.segment_index = load_u64_le(bytes.data() + 16);
   header.first_position = load_u64_le(bytes.data() + 24);
   header.created_unix_ns = static_cast<int64_t>(load_u64_le(bytes.data() + 32));
+  header.store_tag = load_u32_le(bytes.data() + 40);
+  for (uint32_t i = 44; i < kSegmentHeaderCrcOffset; i++) {
+    if (bytes[i] != '\0') {
+      return make_error(ErrorCode::kDataLoss, "segment header reserved bytes are not zero");
+    }
+  }
   if (header.min_reader_version > kFormatVersion) {
     return make_error(ErrorCode::kFailedPrecondition,
                       "segment needs reader version " +

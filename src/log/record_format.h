@@ -27,6 +27,9 @@ struct SegmentHeader {
   uint64_t segment_index = 0;
   uint64_t first_position = 0;  // position of the first event in the segment
   int64_t created_unix_ns = 0;
+  // A random number chosen when the store is created and copied into every
+  // segment: it marks the event ids this store generates (store/event_ids.h).
+  uint32_t store_tag = 0;
 };
 
 std::string encode_segment_header(const SegmentHeader& header);

@@ -194,7 +194,19 @@ Result<ReadStreamResult> StoreImpl::read_stream(std::string_view stream,
 }
 
 Result<RecordedEvent> StoreImpl::read_event(const Uuid& id) {
-  VL_TRY(position, index_->event_position(id));
+  std::optional<uint64_t> position = index::positional_id_position(log_->store_tag(), id);
+  if (position && *position < indexed_position_.load()) {
+    VL_TRY(event, event_at(*position));
+    if (event && event->id == id) {
+      if (event->stream.starts_with('$') ||
+          !event_visible(event->stream, event->revision, event->recorded_time_unix_ns)) {
+        return make_error(ErrorCode::kNotFound, "event " + id.to_string() + " not found");
+      }
+      return std::move(*event);
+    }
+  }
+  VL_TRY(indexed, index_->event_position(id));
+  position = indexed;
   if (!position || *position >= indexed_position_.load()) {
     return make_error(ErrorCode::kNotFound, "event " + id.to_string() + " not found");
   }

@@ -152,7 +152,7 @@ Status StoreImpl::replay_log(log::RecordLocation from, uint64_t events_total,
       return make_error(ErrorCode::kAborted, "index checkpoint does not chain onto the log");
     }
     VL_TRY(stream_ids, streams_->apply(commit));
-    batch.add_commit(commit, location, stream_ids);
+    batch.add_commit(commit, location, stream_ids, log_->store_tag());
     checkpoint.next_position += commit.header.event_count;
     checkpoint.end = log::RecordLocation{location.segment_index,
                                          location.offset + log::frame_size(payload.size())};

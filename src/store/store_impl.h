@@ -5,10 +5,12 @@
 //   caller thread   validate, encode events, enqueue, wait
 //   writer thread   take every queued append; check expectations and ids
 //                   against the StreamTable; build commit records; write
-//                   them with one pwrite and one fdatasync (group commit)
-//   indexer thread  write the group's index entries to RocksDB (one batch),
-//                   publish the new visible head, wake subscribers, and only
-//                   then acknowledge the appends.
+//                   them with one pwrite; hand the group on, never waiting
+//                   for the disk
+//   committer       (indexer_loop) take every written group; one fdatasync
+//                   covering all of them (group commit); write their index
+//                   entries to RocksDB; publish the new visible head, wake
+//                   subscribers, and only then acknowledge the appends.
 // Readers see only indexed events: everything they see is durable (per the
 // durability mode) and complete, and positions appear without gaps.
 #pragma once
@@ -24,6 +26,7 @@
 
 #include "base/clock.h"
 #include "base/uuid_v7.h"
+#include "index/event_ids.h"
 #include "index/index.h"
 #include "io/file_system.h"
 #include "log/log.h"
@@ -48,8 +51,8 @@ struct EncodedPart {
   ExpectedRevision expected = ExpectedRevision::any();
   std::string encoded;                 // events, revisions patched by the writer
   std::vector<uint32_t> event_offsets;  // start of each event in `encoded`
-  std::vector<Uuid> ids;
-  std::vector<uint64_t> fingerprints;  // of (stream, type, data, metadata)
+  std::vector<Uuid> ids;               // nil where the writer assigns a positional id
+  std::vector<uint64_t> fingerprints;  // of (stream, type, data, metadata); client ids only
   bool client_ids = false;             // some ids were chosen by the client
   // A `$metadata` write by the store itself (stream "$$x"); the writer
   // encodes its event from x's state at commit time.
@@ -162,8 +165,11 @@ class StoreImpl final : public Store {
                        ExpectedRevision expected, StreamMetadata metadata);
   Status write_group(CommitGroup& group);
   void fail_group(CommitGroup& group, const Error& error);
+  Uuid generate_id(int64_t recorded_unix_ns, uint64_t position);
   void remember_ids(const EncodedPart& part, uint64_t first_position, uint64_t first_revision);
   void publish(CommitGroup& group);
+  Status sync_for(const std::vector<CommitGroup>& groups);
+  void commit_group(CommitGroup& group, const Status& synced);
 
   // reads (reader.cc)
   Result<std::optional<index::StreamState>> visible_state(std::string_view stream);
@@ -197,8 +203,10 @@ class StoreImpl final : public Store {
 
   // Writer-owned state.
   int64_t last_recorded_unix_ns_ = 0;
+  // Committer-owned state.
   int64_t last_sync_ns_ = 0;
   bool unsynced_ = false;
+  log::RecordLocation synced_through_;
   std::unordered_map<Uuid, RecentId, UuidHash> recent_ids_;
   std::deque<std::pair<Uuid, uint64_t>> recent_order_;  // (id, position), oldest first
   index::Checkpoint writer_checkpoint_;

@@ -46,15 +46,17 @@ Result<EncodedPart> encode_part(std::string_view stream, ExpectedRevision expect
       return invalid("the append has more than " + std::to_string(limits::kAppendEventsMax) +
                      " events (kAppendEventsMax)");
     }
-    Uuid id = event.id.is_nil() ? context.uuids.next(context.clock.now_unix_ns()) : event.id;
-    part.client_ids = part.client_ids || !event.id.is_nil();
-    if (!context.ids.insert(id).second) {
-      return invalid("event id " + id.to_string() + " appears twice in one append");
+    // A nil id is replaced by a positional id when the writer knows the
+    // position (build_commit); only client-chosen ids need checking.
+    bool chosen = !event.id.is_nil();
+    part.client_ids = part.client_ids || chosen;
+    if (chosen && !context.ids.insert(event.id).second) {
+      return invalid("event id " + event.id.to_string() + " appears twice in one append");
     }
     part.event_offsets.push_back(static_cast<uint32_t>(part.encoded.size()));
-    log::encode_event(part.encoded, stream, 0, id, event);
-    part.ids.push_back(id);
-    part.fingerprints.push_back(event_fingerprint(stream, event));
+    log::encode_event(part.encoded, stream, 0, event.id, event);
+    part.ids.push_back(event.id);
+    part.fingerprints.push_back(chosen ? event_fingerprint(stream, event) : 0);
   }
   return part;
 }
@@ -76,7 +78,7 @@ Result<std::vector<AppendResult>> AppendRequest::wait() {
 
 Result<AppendResult> StoreImpl::append(std::string_view stream, ExpectedRevision expected,
                                        std::span<const EventData> events) {
-  EncodeContext context{uuids_, *clock_};
+  EncodeContext context{uuids_, *clock_, 0, 0, {}};
   VL_TRY(part, encode_part(stream, expected, events, context));
   std::vector<EncodedPart> parts;
   parts.push_back(std::move(part));
@@ -91,7 +93,7 @@ Result<std::vector<AppendResult>> StoreImpl::append_multi(std::span<const Stream
     return invalid("append_multi takes at most " + std::to_string(limits::kAppendStreamsMax) +
                    " streams (kAppendStreamsMax)");
   }
-  EncodeContext context{uuids_, *clock_};
+  EncodeContext context{uuids_, *clock_, 0, 0, {}};
   std::unordered_set<std::string_view> streams;
   std::vector<EncodedPart> parts;
   for (const StreamAppend& append : appends) {
@@ -122,17 +124,16 @@ Result<std::vector<AppendResult>> StoreImpl::submit(std::vector<EncodedPart> par
 
 // ---- The writer thread ----
 
+// Takes every queued append, checks and encodes them into commit records and
+// writes them with one pwrite. It never waits for the disk: the committer
+// thread fsyncs everything written so far while the writer goes on, so each
+// fdatasync covers all appends that arrived during the previous one.
 void StoreImpl::writer_loop() {
   for (;;) {
     std::vector<std::shared_ptr<AppendRequest>> requests;
     {
       std::unique_lock lock(queue_mutex_);
-      auto wake = [&] { return stopping_ || !queue_.empty(); };
-      if (unsynced_) {
-        queue_cv_.wait_for(lock, std::chrono::milliseconds(options_.batch_interval_ms), wake);
-      } else {
-        queue_cv_.wait(lock, wake);
-      }
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty() && stopping_) break;
       uint64_t bytes = 0;
       while (!queue_.empty() && bytes < limits::kCommitGroupBytesMax) {
@@ -142,15 +143,6 @@ void StoreImpl::writer_loop() {
       }
     }
     queue_space_cv_.notify_all();
-    int64_t now = clock_->monotonic_ns();
-    bool sync_due = unsynced_ &&
-                    now - last_sync_ns_ >= int64_t{options_.batch_interval_ms} * 1'000'000;
-    if (sync_due && !log_->failed()) {
-      if (log_->sync()) stat_fsyncs_.fetch_add(1);
-      unsynced_ = false;
-      last_sync_ns_ = now;
-    }
-    if (requests.empty()) continue;
     CommitGroup group;
     for (auto& request : requests) process_request(request, group);
     if (group.requests.empty()) continue;
@@ -250,6 +242,7 @@ Status StoreImpl::build_commit(AppendRequest& request, const std::vector<bool>& 
                                std::vector<AppendResult>& results, CommitGroup& group) {
   uint64_t first_position = log_->next_position();
   uint64_t position = first_position;
+  int64_t recorded = std::max(clock_->now_unix_ns(), last_recorded_unix_ns_);
   std::string payload(log::kCommitHeaderSize, '\0');
   for (size_t i = 0; i < request.parts.size(); i++) {
     if (replayed[i]) continue;
@@ -258,14 +251,15 @@ Status StoreImpl::build_commit(AppendRequest& request, const std::vector<bool>& 
     auto first_revision = static_cast<uint64_t>(state->last_revision + 1);
     auto count = static_cast<uint64_t>(part.event_offsets.size());
     for (size_t k = 0; k < part.event_offsets.size(); k++) {
-      log::patch_revision(part.encoded.data() + part.event_offsets[k], first_revision + k);
+      char* event = part.encoded.data() + part.event_offsets[k];
+      log::patch_revision(event, first_revision + k);
+      if (part.ids[k].is_nil()) log::patch_id(event, generate_id(recorded, position + k));
     }
     payload.append(part.encoded);
     results[i] = AppendResult{part.stream, first_revision, first_revision + count - 1, position,
                               position + count - 1, false};
     position += count;
   }
-  int64_t recorded = std::max(clock_->now_unix_ns(), last_recorded_unix_ns_);
   log::CommitHeader header{first_position, recorded, Digest{},
                            static_cast<uint32_t>(position - first_position)};
   std::string encoded_header = log::encode_commit_header(header);
@@ -276,8 +270,9 @@ Status StoreImpl::build_commit(AppendRequest& request, const std::vector<bool>& 
   VL_ASSERT(commit.has_value());  // pair assertion: what we write, we can read
   VL_TRY(stream_ids, streams_->apply(*commit));
   for (size_t i = 0; i < request.parts.size(); i++) {
-    if (!replayed[i]) remember_ids(request.parts[i], results[i].first_position,
-                                   results[i].first_revision);
+    if (!replayed[i]) {
+      remember_ids(request.parts[i], results[i].first_position, results[i].first_revision);
+    }
   }
   group.events += position - first_position;
   group.records.push_back(CommitGroup::Record{location, std::move(payload), std::move(stream_ids)});
@@ -344,11 +339,39 @@ Status StoreImpl::delete_stream(std::string_view stream, ExpectedRevision expect
   return submit_system(stream, op, expected, StreamMetadata{});
 }
 
+Uuid StoreImpl::generate_id(int64_t recorded_unix_ns, uint64_t position) {
+  if (position <= index::kEventIdPositionMax) {
+    return index::make_positional_id(log_->store_tag(), recorded_unix_ns, position);
+  }
+  // Beyond 2^44 events: a random UUIDv7, which the index then records.
+  return uuids_.next(recorded_unix_ns);
+}
+
 Result<std::optional<RecentId>> StoreImpl::find_written_id(const Uuid& id) {
   auto it = recent_ids_.find(id);
   if (it != recent_ids_.end()) return std::optional<RecentId>(it->second);
   VL_TRY(position, index_->event_position(id));
-  if (!position) return std::optional<RecentId>();
+  if (!position) {
+    // A client-chosen id in this store's generated-id space: it names an
+    // existing event, or it is refused (the writer may generate it later).
+    auto claimed = index::positional_id_position(log_->store_tag(), id);
+    if (!claimed) return std::optional<RecentId>();
+    if (*claimed < indexed_position_.load()) position = claimed;
+    if (position) {
+      VL_TRY(existing, event_at(*position));
+      if (existing && existing->id == id) {
+        EventData data;
+        data.type = existing->type;
+        data.data = existing->data;
+        data.metadata = existing->metadata;
+        return std::optional<RecentId>(RecentId{*position, existing->revision,
+                                                event_fingerprint(existing->stream, data)});
+      }
+    }
+    return make_error(ErrorCode::kInvalidArgument,
+                      "event id " + id.to_string() +
+                          " lies in the range of ids this store generates; choose another id");
+  }
   VL_TRY(record, index_->record_at(*position));
   if (!record) return make_error(ErrorCode::kDataLoss, "event id index points past the log");
   VL_TRY(payload, log_->read_commit(record->location));
@@ -365,6 +388,7 @@ Result<std::optional<RecentId>> StoreImpl::find_written_id(const Uuid& id) {
 Result<std::optional<AppendResult>> StoreImpl::idempotent_replay(const EncodedPart& part) {
   std::vector<RecentId> found;
   for (size_t k = 0; k < part.ids.size(); k++) {
+    if (part.ids[k].is_nil()) continue;  // generated later: cannot exist yet
     VL_TRY(written, find_written_id(part.ids[k]));
     if (!written) continue;
     if (written->fingerprint != part.fingerprints[k]) {
@@ -394,6 +418,7 @@ void StoreImpl::remember_ids(const EncodedPart& part, uint64_t first_position,
                              uint64_t first_revision) {
   if (!part.client_ids) return;  // generated UUIDv7s are unique: nothing to remember
   for (size_t k = 0; k < part.ids.size(); k++) {
+    if (part.ids[k].is_nil()) continue;
     recent_ids_[part.ids[k]] = RecentId{first_position + k, first_revision + k,
                                         part.fingerprints[k]};
     recent_order_.emplace_back(part.ids[k], first_position + k);
@@ -408,15 +433,8 @@ void StoreImpl::remember_ids(const EncodedPart& part, uint64_t first_position,
 }
 
 Status StoreImpl::write_group(CommitGroup& group) {
-  bool sync_now = options_.durability == Durability::kFsync;
-  VL_RETURN_IF_ERROR(log_->write_group(sync_now));
-  if (sync_now) {
-    stat_fsyncs_.fetch_add(1);
-  } else if (!unsynced_) {
-    unsynced_ = true;
-    last_sync_ns_ = clock_->monotonic_ns();
-  }
-  if (options_.durability == Durability::kNone) unsynced_ = false;
+  VL_ASSERT(!group.records.empty());
+  VL_RETURN_IF_ERROR(log_->write_group(false));
   writer_checkpoint_.next_position = log_->next_position();
   writer_checkpoint_.end = log_->written_end();
   writer_checkpoint_.last_hash = log_->last_hash();
@@ -433,31 +451,72 @@ void StoreImpl::fail_group(CommitGroup& group, const Error& error) {
   }
 }
 
-// ---- The indexer thread ----
+// ---- The committer thread ----
 
+// Takes every written group, makes them durable with one fdatasync (in the
+// kFsync mode), indexes them, publishes the new head and acknowledges them.
 void StoreImpl::indexer_loop() {
   for (;;) {
-    CommitGroup group;
+    std::vector<CommitGroup> groups;
     {
       std::unique_lock lock(index_mutex_);
-      index_cv_.wait(lock, [&] { return index_stopping_ || !index_queue_.empty(); });
-      if (index_queue_.empty()) break;
-      group = std::move(index_queue_.front());
-      index_queue_.pop_front();
+      auto wake = [&] { return index_stopping_ || !index_queue_.empty(); };
+      if (unsynced_) {
+        index_cv_.wait_for(lock, std::chrono::milliseconds(options_.batch_interval_ms), wake);
+      } else {
+        index_cv_.wait(lock, wake);
+      }
+      if (index_queue_.empty() && index_stopping_) break;
+      while (!index_queue_.empty()) {
+        groups.push_back(std::move(index_queue_.front()));
+        index_queue_.pop_front();
+      }
     }
     index_cv_.notify_all();
-    auto indexed = index_group(group);
-    if (!indexed) {
-      index_failed_.store(true);
-      for (auto& request : group.requests) {
-        request->complete(make_error(ErrorCode::kUnavailable,
-                                     "the append is durable in the log but the index failed (" +
-                                         indexed.error().message + "); reopen the store"));
-      }
-      continue;
-    }
-    publish(group);
+    auto synced = sync_for(groups);
+    for (auto& group : groups) commit_group(group, synced);
   }
+}
+
+// Makes `groups` as durable as the durability mode promises before they are
+// acknowledged. kBatch acknowledges first and syncs every batch_interval_ms.
+Status StoreImpl::sync_for(const std::vector<CommitGroup>& groups) {
+  const CommitGroup* last = nullptr;
+  for (const auto& group : groups) {
+    if (!group.records.empty()) last = &group;
+  }
+  if (last != nullptr) {
+    synced_through_ = last->checkpoint.end;
+    unsynced_ = options_.durability != Durability::kNone;
+  }
+  if (!unsynced_) return ok_status();
+  int64_t now = clock_->monotonic_ns();
+  bool due = options_.durability == Durability::kFsync ||
+             now - last_sync_ns_ >= int64_t{options_.batch_interval_ms} * 1'000'000;
+  if (!due) return ok_status();
+  last_sync_ns_ = now;
+  unsynced_ = false;
+  auto synced = log_->sync_through(synced_through_);
+  if (synced) stat_fsyncs_.fetch_add(1);
+  if (!synced && options_.durability == Durability::kBatch) return ok_status();  // writer failed
+  return synced;
+}
+
+void StoreImpl::commit_group(CommitGroup& group, const Status& synced) {
+  auto indexed = synced ? index_group(group) : Status(make_error(synced.error()));
+  if (!indexed) {
+    if (synced) index_failed_.store(true);
+    std::string what = synced ? "the index failed (" + indexed.error().message +
+                                    "); the append is durable, reopen the store"
+                              : "the append could not be made durable (" +
+                                    indexed.error().message +
+                                    "); the writer is stopped until the store is reopened";
+    for (auto& request : group.requests) {
+      request->complete(make_error(ErrorCode::kUnavailable, what));
+    }
+    return;
+  }
+  publish(group);
 }
 
 Status StoreImpl::index_group(CommitGroup& group) {
@@ -466,7 +525,7 @@ Status StoreImpl::index_group(CommitGroup& group) {
   }
   for (auto& record : group.records) {
     VL_TRY(commit, log::decode_commit(record.payload, "the indexer's input"));
-    group.batch.add_commit(commit, record.location, record.stream_ids);
+    group.batch.add_commit(commit, record.location, record.stream_ids, log_->store_tag());
   }
   if (group.records.empty()) return ok_status();
   return index_->write(group.batch, group.checkpoint);
