@@ -93,7 +93,7 @@ int64_t parse_offset(TimeCursor& cursor) {
   cursor.literal(':');
   int minutes = cursor.digits(2);
   if (hours > 23 || minutes > 59) cursor.ok = false;
-  return sign * (hours * 3600 + minutes * 60);
+  return int64_t{sign} * (int64_t{hours} * 3600 + int64_t{minutes} * 60);
 }
 
 }  // namespace
@@ -173,10 +173,12 @@ bool is_json_content_type(std::string_view content_type) {
   return lower == "application/json" || lower.ends_with("+json");
 }
 
+namespace {
+
 // Emits opaque bytes as JSON when they are JSON (the common case, and what
 // lets `read` output be piped into jq), otherwise as base64 under
 // `<key>_base64` so no byte is lost or mangled.
-static void put_bytes(nlohmann::ordered_json& out, const std::string& key,
+void put_bytes(nlohmann::ordered_json& out, const std::string& key,
                       const std::string& bytes, bool try_json) {
   if (try_json) {
     nlohmann::ordered_json parsed = nlohmann::ordered_json::parse(bytes, nullptr, false);
@@ -187,6 +189,8 @@ static void put_bytes(nlohmann::ordered_json& out, const std::string& key,
   }
   out[key + "_base64"] = base64_encode(bytes);
 }
+
+}  // namespace
 
 nlohmann::ordered_json event_to_json(const RecordedEvent& event) {
   nlohmann::ordered_json out;

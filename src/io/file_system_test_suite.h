@@ -7,8 +7,6 @@
 // held to exactly the behaviour of the real disk.
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <functional>
@@ -18,6 +16,8 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "io/file_system.h"
 

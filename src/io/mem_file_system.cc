@@ -23,8 +23,8 @@ struct Node {
 struct MemFileSystem::State {
   std::mutex mutex;
   std::map<std::string, std::shared_ptr<Node>> files;  // normalized path -> node
-  std::set<std::string> dirs;                           // created explicitly
-  std::set<std::string> locks;                          // paths locked by lock()
+  std::set<std::string> dirs;                          // created explicitly
+  std::set<std::string> locks;                         // paths locked by lock()
 
   bool has_entries_inside(const std::string& dir) const {
     for (const auto& [path, node] : files) {
@@ -175,7 +175,8 @@ Result<std::unique_ptr<File>> MemFileSystem::open(const std::string& path, OpenM
     return std::unique_ptr<File>(std::make_unique<MemFile>(state_, std::move(node), true));
   }
   if (it == state_->files.end()) {
-    if (state_->is_dir(name)) return make_error(ErrorCode::kIoError, "open: is a directory: " + name);
+    if (state_->is_dir(name))
+      return make_error(ErrorCode::kIoError, "open: is a directory: " + name);
     return make_error(ErrorCode::kNotFound, "open: no such file: " + name);
   }
   const bool writable = mode == OpenMode::kReadWrite;
@@ -185,8 +186,10 @@ Result<std::unique_ptr<File>> MemFileSystem::open(const std::string& path, OpenM
 Result<std::vector<std::string>> MemFileSystem::list(const std::string& path) {
   const std::string dir = normalize_path(path);
   std::lock_guard guard(state_->mutex);
-  if (state_->files.contains(dir)) return make_error(ErrorCode::kIoError, "list: not a directory: " + dir);
-  if (!state_->is_dir(dir)) return make_error(ErrorCode::kNotFound, "list: no such directory: " + dir);
+  if (state_->files.contains(dir))
+    return make_error(ErrorCode::kIoError, "list: not a directory: " + dir);
+  if (!state_->is_dir(dir))
+    return make_error(ErrorCode::kNotFound, "list: no such directory: " + dir);
   std::set<std::string> names;
   for (const auto& [name, node] : state_->files) {
     if (path_is_inside(name, dir)) names.insert(child_name(name, dir));
@@ -225,7 +228,8 @@ Status MemFileSystem::remove(const std::string& path) {
   if (state_->files.erase(name) > 0) return ok_status();
   // Like unlink(2): directories are never removed, so code tested here does
   // not come to rely on something the posix implementation refuses.
-  if (state_->is_dir(name)) return make_error(ErrorCode::kIoError, "remove: is a directory: " + name);
+  if (state_->is_dir(name))
+    return make_error(ErrorCode::kIoError, "remove: is a directory: " + name);
   return make_error(ErrorCode::kNotFound, "remove: no such file: " + name);
 }
 
@@ -236,10 +240,11 @@ Status MemFileSystem::rename(const std::string& source, const std::string& targe
   auto it = state_->files.find(from);
   if (it != state_->files.end()) {
     if (from == to) return ok_status();
-    if (state_->is_dir(to)) return make_error(ErrorCode::kIoError, "rename: target is a directory: " + to);
-  if (!state_->is_dir(parent_path(to))) {
-    return make_error(ErrorCode::kNotFound, "rename: no such directory: " + parent_path(to));
-  }
+    if (state_->is_dir(to))
+      return make_error(ErrorCode::kIoError, "rename: target is a directory: " + to);
+    if (!state_->is_dir(parent_path(to))) {
+      return make_error(ErrorCode::kNotFound, "rename: no such directory: " + parent_path(to));
+    }
     auto node = it->second;
     state_->files.erase(it);
     state_->files[to] = std::move(node);
@@ -250,7 +255,8 @@ Status MemFileSystem::rename(const std::string& source, const std::string& targe
   }
   if (from == to) return ok_status();
   if (state_->files.contains(to) || state_->has_entries_inside(to) || path_is_inside(to, from)) {
-    return make_error(ErrorCode::kIoError, "rename: cannot replace " + to + " with directory " + from);
+    return make_error(ErrorCode::kIoError,
+                      "rename: cannot replace " + to + " with directory " + from);
   }
   // Move the directory and everything below it.
   const auto moved = [&](const std::string& name) { return to + name.substr(from.size()); };
@@ -271,7 +277,8 @@ Status MemFileSystem::rename(const std::string& source, const std::string& targe
 Status MemFileSystem::sync_dir(const std::string& path) {
   const std::string dir = normalize_path(path);
   std::lock_guard guard(state_->mutex);
-  if (!state_->is_dir(dir)) return make_error(ErrorCode::kNotFound, "sync_dir: no such directory: " + dir);
+  if (!state_->is_dir(dir))
+    return make_error(ErrorCode::kNotFound, "sync_dir: no such directory: " + dir);
   return ok_status();
 }
 
@@ -283,7 +290,8 @@ Result<std::unique_ptr<File>> MemFileSystem::lock(const std::string& path) {
   }
   auto it = state_->files.find(name);
   if (it == state_->files.end()) {
-    if (state_->is_dir(name)) return make_error(ErrorCode::kIoError, "lock: is a directory: " + name);
+    if (state_->is_dir(name))
+      return make_error(ErrorCode::kIoError, "lock: is a directory: " + name);
     if (!state_->is_dir(parent_path(name))) {
       return make_error(ErrorCode::kNotFound, "lock: no such directory: " + parent_path(name));
     }

@@ -3,11 +3,11 @@
 // a fresh temporary directory, so the in-memory fakes and the real disk are
 // held to the same behaviour. Also checks the helpers built on FileSystem
 // (write_file_atomic, read_file) on the real disk.
-#include <gtest/gtest.h>
-#include <stdlib.h>
-
 #include <filesystem>
 #include <system_error>
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include "io/file_system.h"
 #include "io/file_system_test_suite.h"
@@ -22,8 +22,8 @@ using conformance::FileSystemFactory;
 struct PosixFixture : conformance::FileSystemFixture {
   PosixFixture() {
     const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                          "/vellum_posix_fs_test.XXXXXX";
+    std::string pattern =
+        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/vellum_posix_fs_test.XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) {
       ADD_FAILURE() << "mkdtemp failed for " << pattern;
       return;

@@ -125,7 +125,7 @@ TEST(GoldenV1, WriteWhenAsked) {
 // drifted from v1.
 TEST(GoldenV1, GeneratorReproducesTheFile) {
   std::string golden = read_golden();
-  EXPECT_EQ(golden.size(), 880u);
+  EXPECT_EQ(golden.size(), 1024u);
   EXPECT_TRUE(golden == build_golden_segment());
 }
 
@@ -176,7 +176,7 @@ TEST_F(GoldenV1Read, HeaderFields) {
 
 TEST_F(GoldenV1Read, SealFields) {
   uint64_t seal_offset = golden_.size() - frame_size(kSealPayloadSize);
-  EXPECT_EQ(seal_offset, 792u);
+  EXPECT_EQ(seal_offset, 936u);
   DecodedFrame frame = decode_frame(std::string_view(golden_).substr(seal_offset));
   ASSERT_EQ(frame.status, FrameStatus::kOk);
   ASSERT_EQ(frame.type, FrameType::kSeal);
@@ -196,7 +196,7 @@ TEST_F(GoldenV1Read, VerifiesClean) {
   EXPECT_EQ(report.events, 5u);
   EXPECT_EQ(report.bytes, golden_.size());
   EXPECT_EQ(digest_hex(report.last_hash),
-            "PLACEHOLDER_LAST_HASH");
+            "8ee9515a93286481d4bb1ae33c5270877f538d10247baba73ef6dac049b16d6b");
 }
 
 // Every decoded field of every event, through Log::open and scan().
@@ -205,7 +205,7 @@ TEST_F(GoldenV1Read, EveryDecodedField) {
   const LogTail& tail = log->recovered_tail();
   EXPECT_EQ(tail.next_position, 5u);
   EXPECT_EQ(tail.truncated_bytes, 0u);
-  EXPECT_EQ(digest_hex(tail.last_hash), "PLACEHOLDER_LAST_HASH");
+  EXPECT_EQ(digest_hex(tail.last_hash), "8ee9515a93286481d4bb1ae33c5270877f538d10247baba73ef6dac049b16d6b");
   std::vector<std::pair<RecordLocation, std::string>> records;
   ASSERT_TRUE(log->scan(log->begin(), RecordLocation{0, golden_.size()},
                         [&](RecordLocation location, std::string_view payload) -> Status {
@@ -214,8 +214,8 @@ TEST_F(GoldenV1Read, EveryDecodedField) {
                         }).has_value());
   ASSERT_EQ(records.size(), 3u);
   EXPECT_EQ(records[0].first, (RecordLocation{0, 64}));
-  EXPECT_EQ(records[1].first, (RecordLocation{0, PLACEHOLDER_OFFSET_1}));
-  EXPECT_EQ(records[2].first, (RecordLocation{0, PLACEHOLDER_OFFSET_2}));
+  EXPECT_EQ(records[1].first, (RecordLocation{0, 368}));
+  EXPECT_EQ(records[2].first, (RecordLocation{0, 744}));
   auto expected = golden_commits();
   Digest previous{};
   uint64_t position = 0;

@@ -348,7 +348,10 @@ std::unique_ptr<PositionSource> choose_source(index::Index& index, const EventFi
                                           budget);
   }
   if (!filter.types.empty()) {
-    return std::make_unique<RunPositions>(index, index::RunKind::kType, filter.types, from,
+    std::vector<std::string> types = filter.types;
+    std::sort(types.begin(), types.end());
+    types.erase(std::unique(types.begin(), types.end()), types.end());
+    return std::make_unique<RunPositions>(index, index::RunKind::kType, std::move(types), from,
                                           forward, budget);
   }
   if (!filter.category.empty()) {

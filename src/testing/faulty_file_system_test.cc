@@ -6,10 +6,10 @@
 // exactly the requested operation.
 #include "testing/faulty_file_system.h"
 
-#include <gtest/gtest.h>
-
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "io/file_system_test_suite.h"
 
@@ -35,7 +35,9 @@ INSTANTIATE_TEST_SUITE_P(Faulty, FileSystemConformance,
                              "faulty", [] { return std::make_unique<FaultyFixture>(); }}),
                          [](const auto& param_info) { return param_info.param.name; });
 
-std::span<const std::byte> bytes_of(std::string_view text) { return std::as_bytes(std::span(text)); }
+std::span<const std::byte> bytes_of(std::string_view text) {
+  return std::as_bytes(std::span(text));
+}
 
 class FaultyFileSystemTest : public ::testing::Test {
  protected:
@@ -314,7 +316,7 @@ TEST_F(FaultyFileSystemTest, AnyCountsEveryKindOfOperation) {
   auto file = fs_.open("/d/f", OpenMode::kReadWrite);  // 0
   ASSERT_TRUE(file.has_value());
   EXPECT_TRUE((*file)->write_at(0, bytes_of("x")).has_value());  // 1
-  EXPECT_FALSE((*file)->sync().has_value());                      // 2: fails
+  EXPECT_FALSE((*file)->sync().has_value());                     // 2: fails
   EXPECT_TRUE(fs_.rename("/d/f", "/d/g").has_value());
 }
 

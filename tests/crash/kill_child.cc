@@ -10,8 +10,6 @@
 // so the parent can check that no batch is ever partly visible. Lines are
 // written with one write(2) each (shorter than PIPE_BUF, so never torn);
 // anything unexpected is reported as "FAIL ..." and exits with status 3.
-#include <unistd.h>
-
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -21,8 +19,11 @@
 #include <thread>
 #include <vector>
 
-#include "base/prng.h"
+#include <unistd.h>
+
 #include "vellum/store.h"
+
+#include "base/prng.h"
 
 namespace {
 
@@ -98,7 +99,8 @@ void appender(vellum::Store* store, uint64_t run, int thread) {
   const std::string own = "kill-" + std::to_string(thread);
   const std::string shared = "shared-" + std::to_string(thread % 2);
   for (uint64_t seq = 0;; seq++) {
-    const uint64_t batch = run * 1'000'000'000ULL + static_cast<uint64_t>(thread) * 100'000'000ULL + seq;
+    const uint64_t batch =
+        run * 1'000'000'000ULL + static_cast<uint64_t>(thread) * 100'000'000ULL + seq;
     const uint64_t size = 1 + prng.uniform(5);
     if (size >= 2 && prng.chance(30)) {
       const uint64_t split = 1 + prng.uniform(size - 1);

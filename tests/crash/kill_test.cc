@@ -10,15 +10,6 @@
 // opening the store, so recovery itself gets interrupted too.
 //
 // VL_KILLS sets the number of kills (default 50); VL_SEED the random delays.
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -29,8 +20,17 @@
 #include <string>
 #include <vector>
 
-#include "base/prng.h"
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "vellum/store.h"
+
+#include "base/prng.h"
 
 namespace vellum {
 namespace {
@@ -94,7 +94,8 @@ class Child {
       ::dup2(fds[1], STDOUT_FILENO);
       ::close(fds[0]);
       ::close(fds[1]);
-      ::execl(path.c_str(), path.c_str(), dir.c_str(), run_text.c_str(), static_cast<char*>(nullptr));
+      ::execl(path.c_str(), path.c_str(), dir.c_str(), run_text.c_str(),
+              static_cast<char*>(nullptr));
       std::_Exit(127);
     }
     ::close(fds[1]);
@@ -114,7 +115,8 @@ class Child {
   // `until` arrives (empty: read until the deadline). Returns false at EOF.
   bool read_until(Clock::time_point deadline, std::string_view until) {
     while (true) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) return true;
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -201,7 +203,8 @@ std::string check_batches_whole(Store& store, uint64_t from_position, uint64_t* 
       }
       auto& entry = batches[batch];
       entry.first = size;
-      if (!entry.second.insert(index).second) return "batch " + std::to_string(batch) + " has a duplicate event";
+      if (!entry.second.insert(index).second)
+        return "batch " + std::to_string(batch) + " has a duplicate event";
       (*events_seen)++;
     }
     if (!read->next_position) break;
@@ -209,8 +212,9 @@ std::string check_batches_whole(Store& store, uint64_t from_position, uint64_t* 
   }
   for (const auto& [batch, entry] : batches) {
     if (entry.second.size() != entry.first || *entry.second.rbegin() != entry.first - 1) {
-      return "batch " + std::to_string(batch) + " is partly visible: " +
-             std::to_string(entry.second.size()) + " of " + std::to_string(entry.first) + " events";
+      return "batch " + std::to_string(batch) +
+             " is partly visible: " + std::to_string(entry.second.size()) + " of " +
+             std::to_string(entry.first) + " events";
     }
   }
   return "";
@@ -236,14 +240,16 @@ std::vector<Ack> parse_acks(const std::vector<std::string>& lines, std::string* 
 class KillTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (std::filesystem::temp_directory_path() / "vellum_kill_test.XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "vellum_kill_test.XXXXXX").string();
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
     dir_ = pattern + "/store";
     ASSERT_TRUE(std::filesystem::exists(child_path())) << "missing child binary " << child_path();
   }
   void TearDown() override {
     std::error_code ignored;
-    if (!dir_.empty()) std::filesystem::remove_all(std::filesystem::path(dir_).parent_path(), ignored);
+    if (!dir_.empty())
+      std::filesystem::remove_all(std::filesystem::path(dir_).parent_path(), ignored);
   }
 
   // Opens the store in this process and checks `acks` plus batches from
@@ -301,7 +307,8 @@ TEST_F(KillTest, AcknowledgedAppendsSurviveSigkill) {
     if (during_open && (lines.empty() || !lines.front().starts_with("READY"))) kills_during_open++;
     // Re-check a sample of older acknowledgements too: nothing may move.
     std::vector<Ack> to_check = acks;
-    for (int i = 0; i < 100 && !all_acks.empty(); i++) to_check.push_back(all_acks[prng.uniform(all_acks.size())]);
+    for (int i = 0; i < 100 && !all_acks.empty(); i++)
+      to_check.push_back(all_acks[prng.uniform(all_acks.size())]);
     verified_head = verify(to_check, verified_head, when);
     all_acks.insert(all_acks.end(), acks.begin(), acks.end());
   }

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The one entry point a newcomer needs on a fresh Debian 12 machine.
+#
+#   ./vellum.sh serve    install what is missing, build (release), start Vellum
+#   ./vellum.sh test     install what is missing, build, run the whole test suite
+#   ./vellum.sh bench    run the benchmark matrix and the peers, write docs/benchmarks.md
+#   ./vellum.sh deps     only install the Debian packages
+#   ./vellum.sh build [preset]   only build (debug|release|asan|tsan|fuzz)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config python3 git
+  librocksdb-dev libexpected-dev libssl-dev libfmt-dev libspdlog-dev libcli11-dev libisal-dev
+  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev)
+BENCH_PACKAGES=(postgresql redis-server sqlite3 fio libpq-dev libsqlite3-dev libhiredis-dev)
+
+log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+install_packages() {
+  local missing=()
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$package")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then return 0; fi
+  log "installing: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+build() {
+  local preset="${1:-release}"
+  log "building ($preset)"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$(nproc)"
+}
+
+cmd_serve() {
+  install_packages "${BUILD_PACKAGES[@]}"
+  build release
+  local data="${VELLUM_DATA:-$PWD/vellum-data}"
+  local vellum=build/release/src/vellum
+  # The HTTP server is the next issue; until it lands, "serve" runs the
+  # embedded store's main job through the CLI: append, then read back.
+  log "Vellum is built. The embedded store lives in $data"
+  "$vellum" --data "$data" append demo-1 --type Greeted --data '{"hello":"world"}'
+  "$vellum" --data "$data" read demo-1 --limit 5
+  "$vellum" --data "$data" stat
+  log "next: $vellum --data $data --help   (append, read, read-all, tail -f, verify, reindex)"
+}
+
+cmd_test() {
+  install_packages "${BUILD_PACKAGES[@]}"
+  exec ./tools/run_tests.sh "$@"
+}
+
+cmd_bench() {
+  install_packages "${BUILD_PACKAGES[@]}" "${BENCH_PACKAGES[@]}"
+  build release
+  exec ./bench/run.sh "$@"
+}
+
+case "${1:-}" in
+  serve) shift; cmd_serve "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  bench) shift; cmd_bench "$@" ;;
+  deps) install_packages "${BUILD_PACKAGES[@]}" ;;
+  build) shift; install_packages "${BUILD_PACKAGES[@]}"; build "${1:-release}" ;;
+  *)
+    sed -n '3,10p' "$0" | sed 's/^# \{0,1\}//'
+    exit 1
+    ;;
+esac
