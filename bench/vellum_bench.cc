@@ -8,7 +8,6 @@
 //   recover      open time of a store of N events, with and without the index
 // bench/run.sh runs the standard matrix next to the peers (bench/peers/) and
 // writes docs/benchmarks.md. Performance is measured here, never in tests.
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -19,6 +18,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "vellum/store.h"
 
@@ -73,10 +74,11 @@ void print_result(const Config& config, const std::string& scenario, uint64_t ev
       "\"zipf\":%s,\"durability\":\"%s\",\"event_bytes\":%u,\"events\":%llu,\"seconds\":%.3f,"
       "\"events_per_sec\":%.0f,\"mb_per_sec\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
       "\"p999_us\":%.1f%s}\n",
-      scenario.c_str(), config.writers, config.batch, config.streams, config.zipf ? "true" : "false",
-      config.durability.c_str(), config.event_bytes, static_cast<unsigned long long>(events),
-      seconds, rate, rate * config.event_bytes / 1e6, percentile_us(latencies_us, 0.50),
-      percentile_us(latencies_us, 0.99), percentile_us(latencies_us, 0.999), extra.c_str());
+      scenario.c_str(), config.writers, config.batch, config.streams,
+      config.zipf ? "true" : "false", config.durability.c_str(), config.event_bytes,
+      static_cast<unsigned long long>(events), seconds, rate, rate * config.event_bytes / 1e6,
+      percentile_us(latencies_us, 0.50), percentile_us(latencies_us, 0.99),
+      percentile_us(latencies_us, 0.999), extra.c_str());
   std::fflush(stdout);
 }
 
@@ -206,8 +208,8 @@ void run_read_stream(const Config& config) {
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   Config shown = config;
   shown.events = length;
-  print_result(shown, "read-stream-" + std::to_string(length), total, seconds,
-               std::move(latencies), ",\"latency_of\":\"whole stream\"");
+  print_result(shown, "read-stream-" + std::to_string(length), total, seconds, std::move(latencies),
+               ",\"latency_of\":\"whole stream\"");
 }
 
 void run_read_all(const Config& config) {

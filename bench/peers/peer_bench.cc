@@ -18,11 +18,6 @@
 //   read-all     load --events events over S streams, then scan the global
 //                order in pages, repeatedly; latency is per page.
 // bench/peers/run.sh starts the servers and drives the scenario matrix.
-#include <hiredis/hiredis.h>
-#include <libpq-fe.h>
-#include <sqlite3.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -45,12 +40,17 @@
 #include <thread>
 #include <vector>
 
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int kLoadBatch = 100;           // events per append when loading
-constexpr double kZipfExponent = 0.99;    // skew of --zipf stream choice
+constexpr int kLoadBatch = 100;         // events per append when loading
+constexpr double kZipfExponent = 0.99;  // skew of --zipf stream choice
 constexpr const char* kEventType = "bench.event";
 constexpr const char* kMetadata = "{\"source\":\"peer_bench\"}";
 constexpr const char* kPgUniqueViolation = "23505";
@@ -71,23 +71,21 @@ struct Options {
   int64_t stream_events = 10000;
   double seconds = 5.0;
   int page = 1000;
-  std::string pg_conninfo =
-      "host=127.0.0.1 port=55432 dbname=postgres user=postgres";
+  std::string pg_conninfo = "host=127.0.0.1 port=55432 dbname=postgres user=postgres";
   std::string sqlite_path = "peer_bench.sqlite";
   std::string redis_host = "127.0.0.1";
   int redis_port = 6379;
 };
 
 void print_usage() {
-  std::cerr <<
-      "usage: peer_bench --system postgres|sqlite|redis\n"
-      "  [--scenario append|read-stream|read-all] [--writers W] [--batch B]\n"
-      "  [--event-bytes N] [--events N] [--streams S] [--zipf]\n"
-      "  [--stream-events N] [--seconds T] [--page N]\n"
-      "  [--pg-conninfo STR] [--sqlite-path FILE]\n"
-      "  [--redis-host H] [--redis-port P]\n"
-      "--events caps an append run and sizes the read-all table; --seconds\n"
-      "caps an append run and sets the time spent repeating reads.\n";
+  std::cerr << "usage: peer_bench --system postgres|sqlite|redis\n"
+               "  [--scenario append|read-stream|read-all] [--writers W] [--batch B]\n"
+               "  [--event-bytes N] [--events N] [--streams S] [--zipf]\n"
+               "  [--stream-events N] [--seconds T] [--page N]\n"
+               "  [--pg-conninfo STR] [--sqlite-path FILE]\n"
+               "  [--redis-host H] [--redis-port P]\n"
+               "--events caps an append run and sizes the read-all table; --seconds\n"
+               "caps an append run and sets the time spent repeating reads.\n";
 }
 
 using Setter = std::function<void(Options&, const std::string&)>;
@@ -115,14 +113,13 @@ const std::map<std::string, Setter>& value_flags() {
 
 void validate_options(const Options& o) {
   static const std::set<std::string> systems = {"postgres", "sqlite", "redis"};
-  static const std::set<std::string> scenarios = {"append", "read-stream",
-                                                  "read-all"};
+  static const std::set<std::string> scenarios = {"append", "read-stream", "read-all"};
   if (!systems.contains(o.system)) throw std::invalid_argument("bad --system");
   if (!scenarios.contains(o.scenario)) {
     throw std::invalid_argument("bad --scenario");
   }
-  if (o.writers < 1 || o.batch < 1 || o.streams < 1 || o.page < 1 ||
-      o.events < 1 || o.stream_events < 1 || o.event_bytes < 1) {
+  if (o.writers < 1 || o.batch < 1 || o.streams < 1 || o.page < 1 || o.events < 1 ||
+      o.stream_events < 1 || o.event_bytes < 1) {
     throw std::invalid_argument("counts must be positive");
   }
 }
@@ -166,16 +163,13 @@ class Session {
   // Appends the payloads to `stream` as one durable transaction with the
   // versions following the stream's current one. Returns how many times it
   // had to retry because a concurrent writer took those versions first.
-  virtual int append(const std::string& stream,
-                     const std::vector<std::string>& payloads) = 0;
+  virtual int append(const std::string& stream, const std::vector<std::string>& payloads) = 0;
   // Reads up to `limit` events of `stream` after `cursor` ("" = from the
   // start) in version order, advances `cursor`, returns the count.
-  virtual size_t read_stream_page(const std::string& stream,
-                                  std::string& cursor, int limit,
+  virtual size_t read_stream_page(const std::string& stream, std::string& cursor, int limit,
                                   ReadTally& tally) = 0;
   // The same over all events in global (position) order.
-  virtual size_t read_all_page(std::string& cursor, int limit,
-                               ReadTally& tally) = 0;
+  virtual size_t read_all_page(std::string& cursor, int limit, ReadTally& tally) = 0;
   virtual std::string version() = 0;
   // The durability settings in force, as read back from the system.
   virtual std::string durability() = 0;
@@ -203,8 +197,7 @@ constexpr const char* kPgSchema =
 
 class PgSession final : public Session {
  public:
-  explicit PgSession(const std::string& conninfo)
-      : conn_(PQconnectdb(conninfo.c_str())) {
+  explicit PgSession(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_str())) {
     if (PQstatus(conn_) != CONNECTION_OK) {
       const std::string message = PQerrorMessage(conn_);
       PQfinish(conn_);
@@ -219,28 +212,25 @@ class PgSession final : public Session {
     prepared_.clear();
   }
 
-  int append(const std::string& stream,
-             const std::vector<std::string>& payloads) override {
+  int append(const std::string& stream, const std::vector<std::string>& payloads) override {
     prepare_append(payloads.size());
     int retries = 0;
     while (!try_append(stream, payloads)) ++retries;
     return retries;
   }
 
-  size_t read_stream_page(const std::string& stream, std::string& cursor,
-                          int limit, ReadTally& tally) override {
+  size_t read_stream_page(const std::string& stream, std::string& cursor, int limit,
+                          ReadTally& tally) override {
     prepare("read_stream",
             "SELECT version, type, data, metadata, position FROM events"
             " WHERE stream = $1 AND version > $2 ORDER BY version LIMIT $3");
     const std::string after = cursor.empty() ? "-1" : cursor;
     const std::string count = std::to_string(limit);
-    auto res = run_prepared("read_stream",
-                            {stream.c_str(), after.c_str(), count.c_str()});
+    auto res = run_prepared("read_stream", {stream.c_str(), after.c_str(), count.c_str()});
     return tally_rows(res.get(), 2, 0, cursor, tally);
   }
 
-  size_t read_all_page(std::string& cursor, int limit,
-                       ReadTally& tally) override {
+  size_t read_all_page(std::string& cursor, int limit, ReadTally& tally) override {
     prepare("read_all",
             "SELECT position, stream, version, type, data, metadata"
             " FROM events WHERE position > $1 ORDER BY position LIMIT $2");
@@ -250,14 +240,11 @@ class PgSession final : public Session {
     return tally_rows(res.get(), 4, 0, cursor, tally);
   }
 
-  std::string version() override {
-    return PQparameterStatus(conn_, "server_version");
-  }
+  std::string version() override { return PQparameterStatus(conn_, "server_version"); }
 
   std::string durability() override {
-    return "synchronous_commit=" + show("synchronous_commit") +
-           " fsync=" + show("fsync") + " wal_sync_method=" +
-           show("wal_sync_method");
+    return "synchronous_commit=" + show("synchronous_commit") + " fsync=" + show("fsync") +
+           " wal_sync_method=" + show("wal_sync_method");
   }
 
  private:
@@ -265,8 +252,7 @@ class PgSession final : public Session {
     PgResultPtr res(PQexec(conn_, sql));
     const auto status = PQresultStatus(res.get());
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-      throw std::runtime_error(std::string("postgres: ") +
-                               PQresultErrorMessage(res.get()));
+      throw std::runtime_error(std::string("postgres: ") + PQresultErrorMessage(res.get()));
     }
     return res;
   }
@@ -280,53 +266,44 @@ class PgSession final : public Session {
     if (prepared_.contains(name)) return;
     PgResultPtr res(PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr));
     if (PQresultStatus(res.get()) != PGRES_COMMAND_OK) {
-      throw std::runtime_error("postgres prepare " + name + ": " +
-                               PQresultErrorMessage(res.get()));
+      throw std::runtime_error("postgres prepare " + name + ": " + PQresultErrorMessage(res.get()));
     }
     prepared_.insert(name);
   }
 
   // Returns the result whatever its status; callers check it.
-  PgResultPtr run_prepared_raw(const std::string& name,
-                               const std::vector<const char*>& params) {
-    return PgResultPtr(PQexecPrepared(conn_, name.c_str(),
-                                      static_cast<int>(params.size()),
+  PgResultPtr run_prepared_raw(const std::string& name, const std::vector<const char*>& params) {
+    return PgResultPtr(PQexecPrepared(conn_, name.c_str(), static_cast<int>(params.size()),
                                       params.data(), nullptr, nullptr, 0));
   }
 
-  PgResultPtr run_prepared(const std::string& name,
-                           const std::vector<const char*>& params) {
+  PgResultPtr run_prepared(const std::string& name, const std::vector<const char*>& params) {
     auto res = run_prepared_raw(name, params);
     const auto status = PQresultStatus(res.get());
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-      throw std::runtime_error("postgres " + name + ": " +
-                               PQresultErrorMessage(res.get()));
+      throw std::runtime_error("postgres " + name + ": " + PQresultErrorMessage(res.get()));
     }
     return res;
   }
 
-  static std::string insert_name(size_t n) {
-    return "insert_" + std::to_string(n);
-  }
+  static std::string insert_name(size_t n) { return "insert_" + std::to_string(n); }
 
   // One multi-row INSERT per batch size: $1 stream, $2 type, $3 metadata,
   // then (version, data) pairs.
   void prepare_append(size_t n) {
-    prepare("max_version",
-            "SELECT coalesce(max(version), -1) FROM events WHERE stream = $1");
+    prepare("max_version", "SELECT coalesce(max(version), -1) FROM events WHERE stream = $1");
     if (prepared_.contains(insert_name(n))) return;
     std::ostringstream sql;
     sql << "INSERT INTO events (stream, version, type, data, metadata) VALUES ";
     for (size_t i = 0; i < n; ++i) {
-      sql << (i ? "," : "") << "($1, $" << 4 + 2 * i << "::bigint, $2, $"
-          << 5 + 2 * i << "::jsonb, $3::jsonb)";
+      sql << (i ? "," : "") << "($1, $" << 4 + 2 * i << "::bigint, $2, $" << 5 + 2 * i
+          << "::jsonb, $3::jsonb)";
     }
     prepare(insert_name(n), sql.str());
   }
 
   // Returns false when a concurrent writer took the versions first.
-  bool try_append(const std::string& stream,
-                  const std::vector<std::string>& payloads) {
+  bool try_append(const std::string& stream, const std::vector<std::string>& payloads) {
     exec_ok("BEGIN");
     auto max = run_prepared("max_version", {stream.c_str()});
     const int64_t current = std::atoll(PQgetvalue(max.get(), 0, 0));
@@ -352,8 +329,8 @@ class PgSession final : public Session {
     return true;
   }
 
-  static size_t tally_rows(PGresult* res, int data_col, int cursor_col,
-                           std::string& cursor, ReadTally& tally) {
+  static size_t tally_rows(PGresult* res, int data_col, int cursor_col, std::string& cursor,
+                           ReadTally& tally) {
     const int rows = PQntuples(res);
     for (int r = 0; r < rows; ++r) {
       tally.bytes += static_cast<uint64_t>(PQgetlength(res, r, data_col));
@@ -388,8 +365,7 @@ constexpr const char* kSqliteSchema =
 class SqliteSession final : public Session {
  public:
   explicit SqliteSession(const std::string& path) {
-    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                      SQLITE_OPEN_NOMUTEX;
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
       const std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
@@ -410,25 +386,22 @@ class SqliteSession final : public Session {
   // the schema the constructor created is already empty.
   void reset_store() override {}
 
-  int append(const std::string& stream,
-             const std::vector<std::string>& payloads) override {
+  int append(const std::string& stream, const std::vector<std::string>& payloads) override {
     int retries = 0;
     while (!try_append(stream, payloads)) ++retries;
     return retries;
   }
 
-  size_t read_stream_page(const std::string& stream, std::string& cursor,
-                          int limit, ReadTally& tally) override {
+  size_t read_stream_page(const std::string& stream, std::string& cursor, int limit,
+                          ReadTally& tally) override {
     sqlite3_stmt* s = statement(kReadStream);
-    sqlite3_bind_text(s, 1, stream.data(), static_cast<int>(stream.size()),
-                      SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, stream.data(), static_cast<int>(stream.size()), SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, cursor.empty() ? -1 : std::stoll(cursor));
     sqlite3_bind_int(s, 3, limit);
     return tally_rows(s, 2, 0, cursor, tally);
   }
 
-  size_t read_all_page(std::string& cursor, int limit,
-                       ReadTally& tally) override {
+  size_t read_all_page(std::string& cursor, int limit, ReadTally& tally) override {
     sqlite3_stmt* s = statement(kReadAll);
     sqlite3_bind_int64(s, 1, cursor.empty() ? 0 : std::stoll(cursor));
     sqlite3_bind_int(s, 2, limit);
@@ -438,14 +411,12 @@ class SqliteSession final : public Session {
   std::string version() override { return sqlite3_libversion(); }
 
   std::string durability() override {
-    return "journal_mode=" + pragma("journal_mode") +
-           " synchronous=" + pragma("synchronous") + " (2=FULL)";
+    return "journal_mode=" + pragma("journal_mode") + " synchronous=" + pragma("synchronous") +
+           " (2=FULL)";
   }
 
  private:
-  enum StatementId {
-    kBegin, kMaxVersion, kInsert, kCommit, kRollback, kReadStream, kReadAll
-  };
+  enum StatementId { kBegin, kMaxVersion, kInsert, kCommit, kRollback, kReadStream, kReadAll };
 
   void exec(const char* sql) {
     char* error = nullptr;
@@ -468,8 +439,7 @@ class SqliteSession final : public Session {
   sqlite3_stmt* compile(const std::string& sql) {
     sqlite3_stmt* s = nullptr;
     if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) {
-      throw std::runtime_error("sqlite prepare: " +
-                               std::string(sqlite3_errmsg(db_)));
+      throw std::runtime_error("sqlite prepare: " + std::string(sqlite3_errmsg(db_)));
     }
     return s;
   }
@@ -501,14 +471,12 @@ class SqliteSession final : public Session {
   }
 
   void fail(const char* what) {
-    throw std::runtime_error(std::string("sqlite ") + what + ": " +
-                             sqlite3_errmsg(db_));
+    throw std::runtime_error(std::string("sqlite ") + what + ": " + sqlite3_errmsg(db_));
   }
 
   int64_t current_version(const std::string& stream) {
     sqlite3_stmt* s = statement(kMaxVersion);
-    sqlite3_bind_text(s, 1, stream.data(), static_cast<int>(stream.size()),
-                      SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, stream.data(), static_cast<int>(stream.size()), SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_ROW) fail("max version");
     const int64_t current = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
@@ -516,20 +484,18 @@ class SqliteSession final : public Session {
   }
 
   // Returns false when the write lock or the versions could not be had.
-  bool try_append(const std::string& stream,
-                  const std::vector<std::string>& payloads) {
+  bool try_append(const std::string& stream, const std::vector<std::string>& payloads) {
     const int begin = run(kBegin);
     if (begin == SQLITE_BUSY) return false;
     if (begin != SQLITE_DONE) fail("begin");
     const int64_t current = current_version(stream);
     sqlite3_stmt* s = statement(kInsert);
     for (size_t i = 0; i < payloads.size(); ++i) {
-      sqlite3_bind_text(s, 1, stream.data(), static_cast<int>(stream.size()),
-                        SQLITE_STATIC);
+      sqlite3_bind_text(s, 1, stream.data(), static_cast<int>(stream.size()), SQLITE_STATIC);
       sqlite3_bind_int64(s, 2, current + 1 + static_cast<int64_t>(i));
       sqlite3_bind_text(s, 3, kEventType, -1, SQLITE_STATIC);
-      sqlite3_bind_text(s, 4, payloads[i].data(),
-                        static_cast<int>(payloads[i].size()), SQLITE_STATIC);
+      sqlite3_bind_text(s, 4, payloads[i].data(), static_cast<int>(payloads[i].size()),
+                        SQLITE_STATIC);
       sqlite3_bind_text(s, 5, kMetadata, -1, SQLITE_STATIC);
       const int rc = run(kInsert);
       if (rc == SQLITE_CONSTRAINT || rc == SQLITE_BUSY) {
@@ -547,8 +513,8 @@ class SqliteSession final : public Session {
     return true;
   }
 
-  size_t tally_rows(sqlite3_stmt* s, int data_col, int cursor_col,
-                    std::string& cursor, ReadTally& tally) {
+  size_t tally_rows(sqlite3_stmt* s, int data_col, int cursor_col, std::string& cursor,
+                    ReadTally& tally) {
     size_t rows = 0;
     int64_t last = 0;
     int rc;
@@ -614,39 +580,35 @@ class RedisSession final : public Session {
 
   void reset_store() override { command({"FLUSHALL"}); }
 
-  int append(const std::string& stream,
-             const std::vector<std::string>& payloads) override {
+  int append(const std::string& stream, const std::vector<std::string>& payloads) override {
     const std::string key = "s:" + stream;
     const std::string version_key = "v:" + stream;
     int retries = 0;
     for (;;) {
       auto current = command({"GET", version_key});
-      const std::string expected =
-          current->type == REDIS_REPLY_NIL ? "-1" : current->str;
-      std::vector<std::string> args = {
-          "EVALSHA", script_sha_, "3", key, version_key, kRedisGlobalStream,
-          expected, kEventType, kMetadata};
+      const std::string expected = current->type == REDIS_REPLY_NIL ? "-1" : current->str;
+      std::vector<std::string> args = {"EVALSHA", script_sha_, "3",
+                                       key,       version_key, kRedisGlobalStream,
+                                       expected,  kEventType,  kMetadata};
       args.insert(args.end(), payloads.begin(), payloads.end());
       if (command(args)->integer != -2) return retries;
       ++retries;
     }
   }
 
-  size_t read_stream_page(const std::string& stream, std::string& cursor,
-                          int limit, ReadTally& tally) override {
+  size_t read_stream_page(const std::string& stream, std::string& cursor, int limit,
+                          ReadTally& tally) override {
     return read_range("s:" + stream, cursor, limit, tally);
   }
 
-  size_t read_all_page(std::string& cursor, int limit,
-                       ReadTally& tally) override {
+  size_t read_all_page(std::string& cursor, int limit, ReadTally& tally) override {
     return read_range(kRedisGlobalStream, cursor, limit, tally);
   }
 
   std::string version() override { return info_field("server", "redis_version"); }
 
   std::string durability() override {
-    return "appendonly=" + config("appendonly") +
-           " appendfsync=" + config("appendfsync");
+    return "appendonly=" + config("appendonly") + " appendfsync=" + config("appendfsync");
   }
 
  private:
@@ -657,8 +619,8 @@ class RedisSession final : public Session {
       argv.push_back(a.data());
       lengths.push_back(a.size());
     }
-    RedisReplyPtr reply(static_cast<redisReply*>(redisCommandArgv(
-        context_, static_cast<int>(argv.size()), argv.data(), lengths.data())));
+    RedisReplyPtr reply(static_cast<redisReply*>(
+        redisCommandArgv(context_, static_cast<int>(argv.size()), argv.data(), lengths.data())));
     if (!reply) throw std::runtime_error(std::string("redis: ") + context_->errstr);
     if (reply->type == REDIS_REPLY_ERROR) {
       throw std::runtime_error("redis " + args[0] + ": " + reply->str);
@@ -683,11 +645,9 @@ class RedisSession final : public Session {
   }
 
   // XRANGE one page after `cursor` (an entry id; "" = the start).
-  size_t read_range(const std::string& key, std::string& cursor, int limit,
-                    ReadTally& tally) {
+  size_t read_range(const std::string& key, std::string& cursor, int limit, ReadTally& tally) {
     const std::string start = cursor.empty() ? "-" : "(" + cursor;
-    auto reply = command({"XRANGE", key, start, "+", "COUNT",
-                          std::to_string(limit)});
+    auto reply = command({"XRANGE", key, start, "+", "COUNT", std::to_string(limit)});
     for (size_t i = 0; i < reply->elements; ++i) {
       const redisReply* fields = reply->element[i]->element[1];
       for (size_t f = 0; f + 1 < fields->elements; f += 2) {
@@ -736,8 +696,7 @@ std::string stream_name(int index) { return "stream-" + std::to_string(index); }
 // Picks stream indexes uniformly or with a Zipf skew (index 0 the hottest).
 class StreamPicker {
  public:
-  StreamPicker(int streams, bool zipf, uint64_t seed)
-      : rng_(seed), uniform_(0, streams - 1) {
+  StreamPicker(int streams, bool zipf, uint64_t seed) : rng_(seed), uniform_(0, streams - 1) {
     if (!zipf) return;
     double sum = 0;
     for (int i = 1; i <= streams; ++i) {
@@ -751,8 +710,8 @@ class StreamPicker {
     if (cdf_.empty()) return uniform_(rng_);
     const double u = std::uniform_real_distribution<double>(0, 1)(rng_);
     auto it = std::lower_bound(cdf_.begin(), cdf_.end(), u);
-    return static_cast<int>(std::min<ptrdiff_t>(
-        it - cdf_.begin(), static_cast<ptrdiff_t>(cdf_.size()) - 1));
+    return static_cast<int>(
+        std::min<ptrdiff_t>(it - cdf_.begin(), static_cast<ptrdiff_t>(cdf_.size()) - 1));
   }
 
  private:
@@ -796,22 +755,18 @@ std::string to_json(const Options& o, Session& session, Report report) {
   std::ostringstream j;
   j << std::fixed << std::setprecision(1);
   j << "{\"system\":\"" << o.system << "\",\"scenario\":\"" << report.scenario
-    << "\",\"writers\":" << o.writers << ",\"batch\":" << o.batch
-    << ",\"events\":" << report.events << ",\"seconds\":"
-    << std::setprecision(3) << report.seconds << std::setprecision(1)
-    << ",\"events_per_sec\":" << report.events / secs
-    << ",\"mb_per_sec\":" << std::setprecision(3) << report.bytes / secs / 1e6
-    << std::setprecision(1) << ",\"p50_us\":" << percentile(lat, 0.50)
-    << ",\"p99_us\":" << percentile(lat, 0.99)
-    << ",\"p999_us\":" << percentile(lat, 0.999)
-    << ",\"max_us\":" << (lat.empty() ? 0 : lat.back())
-    << ",\"latency_of\":\"" << report.latency_of << "\",\"calls\":"
-    << report.calls << ",\"retries\":" << report.retries
-    << ",\"streams\":" << o.streams << ",\"zipf\":"
-    << (o.zipf ? "true" : "false") << ",\"event_bytes\":" << o.event_bytes;
+    << "\",\"writers\":" << o.writers << ",\"batch\":" << o.batch << ",\"events\":" << report.events
+    << ",\"seconds\":" << std::setprecision(3) << report.seconds << std::setprecision(1)
+    << ",\"events_per_sec\":" << report.events / secs << ",\"mb_per_sec\":" << std::setprecision(3)
+    << report.bytes / secs / 1e6 << std::setprecision(1) << ",\"p50_us\":" << percentile(lat, 0.50)
+    << ",\"p99_us\":" << percentile(lat, 0.99) << ",\"p999_us\":" << percentile(lat, 0.999)
+    << ",\"max_us\":" << (lat.empty() ? 0 : lat.back()) << ",\"latency_of\":\"" << report.latency_of
+    << "\",\"calls\":" << report.calls << ",\"retries\":" << report.retries
+    << ",\"streams\":" << o.streams << ",\"zipf\":" << (o.zipf ? "true" : "false")
+    << ",\"event_bytes\":" << o.event_bytes;
   if (o.scenario == "read-stream") j << ",\"stream_events\":" << o.stream_events;
-  j << ",\"version\":\"" << session.version() << "\",\"durability\":\""
-    << session.durability() << "\"}";
+  j << ",\"version\":\"" << session.version() << "\",\"durability\":\"" << session.durability()
+    << "\"}";
   return j.str();
 }
 
@@ -841,8 +796,8 @@ struct RunControl {
   }
 };
 
-void append_loop(const Options& o, int index, int64_t quota, Session& session,
-                 RunControl& control, WriterStats& stats) {
+void append_loop(const Options& o, int index, int64_t quota, Session& session, RunControl& control,
+                 WriterStats& stats) {
   StreamPicker picker(o.streams, o.zipf, 0x5eed0000u + index);
   std::vector<std::string> payloads(o.batch);
   uint64_t seq = static_cast<uint64_t>(index) << 40;
@@ -859,8 +814,8 @@ void append_loop(const Options& o, int index, int64_t quota, Session& session,
   }
 }
 
-void writer_thread(const Options& o, int index, int64_t quota,
-                   RunControl& control, WriterStats& stats) {
+void writer_thread(const Options& o, int index, int64_t quota, RunControl& control,
+                   WriterStats& stats) {
   std::unique_ptr<Session> session;
   try {
     session = make_session(o);
@@ -885,8 +840,8 @@ Report run_append(const Options& o) {
   std::vector<std::thread> threads;
   for (int w = 0; w < o.writers; ++w) {
     const int64_t quota = calls / o.writers + (w < calls % o.writers ? 1 : 0);
-    threads.emplace_back(writer_thread, std::cref(o), w, quota,
-                         std::ref(control), std::ref(stats[w]));
+    threads.emplace_back(writer_thread, std::cref(o), w, quota, std::ref(control),
+                         std::ref(stats[w]));
   }
   control.ready.wait();
   const auto started = Clock::now();
@@ -903,8 +858,8 @@ Report run_append(const Options& o) {
     report.events += s.events;
     report.calls += s.calls;
     report.retries += s.retries;
-    report.latencies_us.insert(report.latencies_us.end(),
-                               s.latencies_us.begin(), s.latencies_us.end());
+    report.latencies_us.insert(report.latencies_us.end(), s.latencies_us.begin(),
+                               s.latencies_us.end());
   }
   report.bytes = static_cast<uint64_t>(report.events) * o.event_bytes;
   return report;
@@ -940,8 +895,8 @@ Report time_reads(const Options& o, int64_t expected, const std::string& what,
   do {
     const uint64_t seen = read_once(tally, report);
     if (seen != static_cast<uint64_t>(expected)) {
-      throw std::runtime_error("read " + std::to_string(seen) +
-                               " events, expected " + std::to_string(expected));
+      throw std::runtime_error("read " + std::to_string(seen) + " events, expected " +
+                               std::to_string(expected));
     }
   } while (seconds_since(started) < o.seconds);
   report.seconds = seconds_since(started);
@@ -953,8 +908,7 @@ Report time_reads(const Options& o, int64_t expected, const std::string& what,
 Report run_read_stream(const Options& o, Session& session) {
   const std::string stream = "read-" + std::to_string(o.stream_events);
   load_events(o, session, o.stream_events, [&] { return stream; });
-  return time_reads(o, o.stream_events, "whole stream read",
-                    [&](ReadTally& tally, Report& report) {
+  return time_reads(o, o.stream_events, "whole stream read", [&](ReadTally& tally, Report& report) {
     const auto started = Clock::now();
     const uint64_t before = tally.events;
     std::string cursor;
@@ -971,8 +925,7 @@ Report run_read_stream(const Options& o, Session& session) {
 Report run_read_all(const Options& o, Session& session) {
   StreamPicker picker(o.streams, o.zipf, 0x10ad);
   load_events(o, session, o.events, [&] { return stream_name(picker.next()); });
-  return time_reads(o, o.events, "page read",
-                    [&](ReadTally& tally, Report& report) {
+  return time_reads(o, o.events, "page read", [&](ReadTally& tally, Report& report) {
     const uint64_t before = tally.events;
     std::string cursor;
     size_t got;
@@ -994,8 +947,7 @@ int run(const Options& o) {
     session = make_session(o);
   } else {
     session = reset_and_connect(o);
-    report = o.scenario == "read-stream" ? run_read_stream(o, *session)
-                                         : run_read_all(o, *session);
+    report = o.scenario == "read-stream" ? run_read_stream(o, *session) : run_read_all(o, *session);
   }
   std::cout << to_json(o, *session, std::move(report)) << std::endl;
   return 0;

@@ -7,8 +7,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <tl/expected.hpp>
 #include <utility>
+
+#include <tl/expected.hpp>
 
 namespace vellum {
 
@@ -83,16 +84,16 @@ inline Status ok_status() { return {}; }
 #define VL_CONCAT_INNER_(a, b) a##b
 #define VL_CONCAT_(a, b) VL_CONCAT_INNER_(a, b)
 #define VL_TRY(var, expr) VL_TRY_IMPL_(var, expr, VL_CONCAT_(vl_try_, __LINE__))
-#define VL_TRY_IMPL_(var, expr, tmp)                          \
-  auto tmp = (expr);                                          \
+#define VL_TRY_IMPL_(var, expr, tmp)                                     \
+  auto tmp = (expr);                                                     \
   if (!tmp.has_value()) return ::tl::unexpected(std::move(tmp).error()); \
   auto var = std::move(*tmp)
 // VL_RETURN_IF_ERROR(expr): for Status and any Result whose value is unused.
-#define VL_RETURN_IF_ERROR(expr)                                    \
-  do {                                                              \
-    auto vl_status_ = (expr);                                       \
-    if (!vl_status_.has_value()) {                                  \
-      return ::tl::unexpected(std::move(vl_status_).error());       \
-    }                                                               \
+#define VL_RETURN_IF_ERROR(expr)                              \
+  do {                                                        \
+    auto vl_status_ = (expr);                                 \
+    if (!vl_status_.has_value()) {                            \
+      return ::tl::unexpected(std::move(vl_status_).error()); \
+    }                                                         \
   } while (false)
 // NOLINTEND(bugprone-macro-parentheses)

@@ -13,8 +13,8 @@
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -123,8 +123,7 @@ class Subscription {
   //   kNotFound       (stream subscriptions) never: waits for the stream
   //   kStreamDeleted  the stream was tombstoned
   //   kDataLoss/kIoError  the log could not be read
-  virtual Result<SubscriptionBatch> next(uint32_t max_count,
-                                         std::chrono::milliseconds timeout) = 0;
+  virtual Result<SubscriptionBatch> next(uint32_t max_count, std::chrono::milliseconds timeout) = 0;
 
   // Wakes a blocked next() and makes every later call return kCancelled.
   virtual void cancel() = 0;
@@ -132,12 +131,12 @@ class Subscription {
 
 // Counters for monitoring. Monotonic since open, except the gauges.
 struct StoreStats {
-  uint64_t appends = 0;        // successful append calls (incl. idempotent replays)
+  uint64_t appends = 0;  // successful append calls (incl. idempotent replays)
   uint64_t events_written = 0;
   uint64_t bytes_written = 0;  // log bytes, framing included
   uint64_t fsyncs = 0;
-  uint64_t commit_groups = 0;  // group commits; events_written / commit_groups = batch size
-  uint64_t head_position = 0;  // gauge: next position to be assigned
+  uint64_t commit_groups = 0;     // group commits; events_written / commit_groups = batch size
+  uint64_t head_position = 0;     // gauge: next position to be assigned
   uint64_t indexed_position = 0;  // gauge: events visible to readers
   uint64_t log_size_bytes = 0;    // gauge
   uint64_t segments = 0;          // gauge
@@ -170,8 +169,7 @@ class Store {
   //   kFailedPrecondition  the files were written by a newer, incompatible
   //                     format version, or another process holds the lock
   //   kIoError          the OS failed
-  static Result<std::unique_ptr<Store>> open(const std::string& path,
-                                             const StoreOptions& options);
+  static Result<std::unique_ptr<Store>> open(const std::string& path, const StoreOptions& options);
 
   // Appends `events` to `stream` atomically: all of them or none, with
   // consecutive revisions. Blocks until durable per options.durability.
@@ -197,8 +195,7 @@ class Store {
   // checked, and either every part is written or none is. A stream may appear
   // at most once. Results are in the order of `appends`. Errors as append();
   // a conflict names the failing stream.
-  virtual Result<std::vector<AppendResult>> append_multi(
-      std::span<const StreamAppend> appends) = 0;
+  virtual Result<std::vector<AppendResult>> append_multi(std::span<const StreamAppend> appends) = 0;
 
   // Reads events of one stream. Honours the stream's metadata (max age, max
   // count, truncate-before) and deletion.

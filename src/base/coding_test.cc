@@ -3,10 +3,10 @@
 // trips at the extremes, and ByteReader's refusal to read past the end.
 #include "base/coding.h"
 
-#include <gtest/gtest.h>
-
 #include <cstdint>
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace vellum {
 namespace {

@@ -4,9 +4,9 @@
 // either side of each rule.
 #include "base/text.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace vellum {
 namespace {
@@ -49,10 +49,10 @@ TEST(Utf8, RejectsOverlongEncodings) {
 }
 
 TEST(Utf8, RejectsSurrogates) {
-  EXPECT_FALSE(valid("\xed\xa0\x80"));  // U+D800, first high surrogate
-  EXPECT_FALSE(valid("\xed\xaf\xbf"));  // U+DBFF
-  EXPECT_FALSE(valid("\xed\xb0\x80"));  // U+DC00, first low surrogate
-  EXPECT_FALSE(valid("\xed\xbf\xbf"));  // U+DFFF
+  EXPECT_FALSE(valid("\xed\xa0\x80"));              // U+D800, first high surrogate
+  EXPECT_FALSE(valid("\xed\xaf\xbf"));              // U+DBFF
+  EXPECT_FALSE(valid("\xed\xb0\x80"));              // U+DC00, first low surrogate
+  EXPECT_FALSE(valid("\xed\xbf\xbf"));              // U+DFFF
   EXPECT_FALSE(valid("\xed\xa0\xbd\xed\xb8\x80"));  // CESU-8 pair for U+1F600
 }
 
@@ -60,7 +60,7 @@ TEST(Utf8, RejectsCodePointsAboveTheMaximum) {
   EXPECT_FALSE(valid("\xf4\x90\x80\x80"));  // U+110000
   EXPECT_FALSE(valid("\xf5\x80\x80\x80"));
   EXPECT_FALSE(valid("\xf7\xbf\xbf\xbf"));
-  EXPECT_FALSE(valid("\xf8\x88\x80\x80\x80"));  // old 5-byte form
+  EXPECT_FALSE(valid("\xf8\x88\x80\x80\x80"));      // old 5-byte form
   EXPECT_FALSE(valid("\xfc\x84\x80\x80\x80\x80"));  // old 6-byte form
 }
 

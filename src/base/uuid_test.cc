@@ -37,7 +37,7 @@ TEST(Uuid, ParseRejectsMalformedText) {
   EXPECT_FALSE(Uuid::parse("0189abcd-ef01-7234-8567-89abcdef01234"));  // too long
   EXPECT_FALSE(Uuid::parse("0189abcdef01-7234-8567-89abcdef0123-"));   // dashes misplaced
   EXPECT_FALSE(Uuid::parse("0189abcd_ef01-7234-8567-89abcdef0123"));
-  EXPECT_FALSE(Uuid::parse("0189abcg-ef01-7234-8567-89abcdef0123"));   // not hex
+  EXPECT_FALSE(Uuid::parse("0189abcg-ef01-7234-8567-89abcdef0123"));  // not hex
   EXPECT_FALSE(Uuid::parse("{189abcd-ef01-7234-8567-89abcdef0123"));
   EXPECT_FALSE(Uuid::parse("0189abcd0ef0107234085670089abcdef0123"));
 }

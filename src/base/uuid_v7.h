@@ -7,8 +7,9 @@
 #include <cstdint>
 #include <mutex>
 
-#include "base/prng.h"
 #include "vellum/uuid.h"
+
+#include "base/prng.h"
 
 namespace vellum {
 

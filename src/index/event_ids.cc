@@ -18,7 +18,8 @@ Uuid make_positional_id(uint32_t store_tag, int64_t unix_ns, uint64_t position) 
   uint64_t rand_a = tag >> kTagLowBits;  // 12 bits
   uint64_t rand_b = (uint64_t{tag & ((1u << kTagLowBits) - 1)} << kEventIdPositionBits) | position;
   Uuid id;
-  for (int i = 0; i < 6; i++) id.bytes[static_cast<size_t>(i)] = static_cast<uint8_t>(ms >> (40 - 8 * i));
+  for (int i = 0; i < 6; i++)
+    id.bytes[static_cast<size_t>(i)] = static_cast<uint8_t>(ms >> (40 - 8 * i));
   id.bytes[6] = static_cast<uint8_t>(0x70 | (rand_a >> 8));
   id.bytes[7] = static_cast<uint8_t>(rand_a);
   id.bytes[8] = static_cast<uint8_t>(0x80 | ((rand_b >> 56) & 0x3f));

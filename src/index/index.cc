@@ -3,14 +3,14 @@
 // space tag, then big-endian numbers so that byte order is numeric order.
 #include "index/index.h"
 
+#include <cstring>
+
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
-
-#include <cstring>
 
 #include "base/assert.h"
 #include "base/coding.h"
@@ -334,8 +334,8 @@ RecordRef decode_record(const rocksdb::Slice& key, const rocksdb::Slice& value) 
 // Walks entries of one key space from the one covering `start`, calling
 // `take(key, value)` until it returns false.
 template <class Take>
-Status walk(rocksdb::DB& db, std::string_view prefix, const std::string& start,
-            Direction direction, Take take) {
+Status walk(rocksdb::DB& db, std::string_view prefix, const std::string& start, Direction direction,
+            Take take) {
   std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions()));
   seek_covering(*it, start, prefix);
   rocksdb::Slice prefix_slice(prefix.data(), prefix.size());
@@ -361,17 +361,17 @@ Result<std::vector<StreamChunk>> Index::stream_chunks(uint64_t stream_id, uint64
   std::string prefix(1, kChunkTag);
   put_u64_be(prefix, stream_id);
   uint64_t events = 0;
-  VL_RETURN_IF_ERROR(walk(*db_, prefix, chunk_key(stream_id, from_revision), direction,
-                          [&](const rocksdb::Slice& key, const rocksdb::Slice& value) {
-                            StreamChunk chunk = decode_chunk(key, value);
-                            if (before_start(chunk.first_revision, chunk.count, from_revision,
-                                             direction)) {
-                              return true;
-                            }
-                            chunks.push_back(chunk);
-                            events += chunk.count;
-                            return events < events_max;
-                          }));
+  VL_RETURN_IF_ERROR(
+      walk(*db_, prefix, chunk_key(stream_id, from_revision), direction,
+           [&](const rocksdb::Slice& key, const rocksdb::Slice& value) {
+             StreamChunk chunk = decode_chunk(key, value);
+             if (before_start(chunk.first_revision, chunk.count, from_revision, direction)) {
+               return true;
+             }
+             chunks.push_back(chunk);
+             events += chunk.count;
+             return events < events_max;
+           }));
   return chunks;
 }
 
@@ -405,19 +405,18 @@ Result<std::vector<PositionRun>> Index::runs(RunKind kind, std::string_view key,
   std::vector<PositionRun> runs;
   std::string prefix = run_prefix(kind, key);
   uint64_t events = 0;
-  VL_RETURN_IF_ERROR(walk(*db_, prefix, run_key(kind, key, from_position), direction,
-                          [&](const rocksdb::Slice& k, const rocksdb::Slice& value) {
-                            VL_ASSERT(k.size() == prefix.size() + 8 && value.size() == 4);
-                            PositionRun run{load_u64_be(k.data() + prefix.size()),
-                                            load_u32_le(value.data())};
-                            if (before_start(run.first_position, run.count, from_position,
-                                             direction)) {
-                              return true;
-                            }
-                            runs.push_back(run);
-                            events += run.count;
-                            return events < events_max;
-                          }));
+  VL_RETURN_IF_ERROR(
+      walk(*db_, prefix, run_key(kind, key, from_position), direction,
+           [&](const rocksdb::Slice& k, const rocksdb::Slice& value) {
+             VL_ASSERT(k.size() == prefix.size() + 8 && value.size() == 4);
+             PositionRun run{load_u64_be(k.data() + prefix.size()), load_u32_le(value.data())};
+             if (before_start(run.first_position, run.count, from_position, direction)) {
+               return true;
+             }
+             runs.push_back(run);
+             events += run.count;
+             return events < events_max;
+           }));
   return runs;
 }
 

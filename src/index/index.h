@@ -14,13 +14,14 @@
 #include <string_view>
 #include <vector>
 
+#include "vellum/event.h"
+#include "vellum/result.h"
+#include "vellum/store.h"
+
 #include "base/sha256.h"
 #include "index/stream_state.h"
 #include "log/commit_record.h"
 #include "log/log.h"
-#include "vellum/event.h"
-#include "vellum/result.h"
-#include "vellum/store.h"
 
 namespace rocksdb {
 class DB;
@@ -46,7 +47,7 @@ struct StreamChunk {
   uint64_t first_revision = 0;
   uint64_t first_position = 0;
   uint32_t count = 0;
-  log::RecordLocation location;  // of the commit record
+  log::RecordLocation location;    // of the commit record
   uint32_t first_event_index = 0;  // index of the first event inside the record
 };
 
@@ -125,9 +126,8 @@ class Index {
                                          uint64_t events_max);
   Result<std::optional<RecordRef>> record_at(uint64_t position);
   // Runs for `key` (a type, category or subject) from `from_position`.
-  Result<std::vector<PositionRun>> runs(RunKind kind, std::string_view key,
-                                        uint64_t from_position, Direction direction,
-                                        uint64_t events_max);
+  Result<std::vector<PositionRun>> runs(RunKind kind, std::string_view key, uint64_t from_position,
+                                        Direction direction, uint64_t events_max);
   Result<std::optional<uint64_t>> event_position(const Uuid& id);
   // The first position recorded after `time_unix_ns`, or nullopt if none.
   Result<std::optional<uint64_t>> first_position_after(int64_t time_unix_ns);

@@ -40,9 +40,9 @@ class File {
 };
 
 enum class OpenMode : uint8_t {
-  kRead,         // existing file, read only
-  kReadWrite,    // existing file
-  kCreate,       // create, fail if it exists
+  kRead,       // existing file, read only
+  kReadWrite,  // existing file
+  kCreate,     // create, fail if it exists
 };
 
 // Thread safety: all methods are safe to call concurrently.

@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // The OS implementation of io::FileSystem: the only code in Vellum that calls
 // open/pread/pwrite/fdatasync. Errors carry the path and errno text.
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
 
 #include "base/assert.h"
 #include "io/file_system.h"
@@ -83,9 +83,12 @@ class PosixFile final : public File {
 
 int open_flags(OpenMode mode) {
   switch (mode) {
-    case OpenMode::kRead: return O_RDONLY | O_CLOEXEC;
-    case OpenMode::kReadWrite: return O_RDWR | O_CLOEXEC;
-    case OpenMode::kCreate: return O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC;
+    case OpenMode::kRead:
+      return O_RDONLY | O_CLOEXEC;
+    case OpenMode::kReadWrite:
+      return O_RDWR | O_CLOEXEC;
+    case OpenMode::kCreate:
+      return O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC;
   }
   VL_ASSERT(false);
 }

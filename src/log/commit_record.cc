@@ -89,8 +89,8 @@ bool read_event_fixed(ByteReader& reader, EventView& view, EventLengths& lengths
             reader.u32(view.schema_version) && reader.u32(view.key_id) && reader.u16(flags) &&
             reader.u16(lengths.stream) && reader.u16(lengths.type) &&
             reader.u16(lengths.content_type) && reader.u16(lengths.correlation) &&
-            reader.u16(lengths.causation) && reader.u16(lengths.subject) &&
-            reader.u16(reserved) && reader.u32(lengths.metadata) && reader.u32(lengths.data);
+            reader.u16(lengths.causation) && reader.u16(lengths.subject) && reader.u16(reserved) &&
+            reader.u32(lengths.metadata) && reader.u32(lengths.data);
   if (!ok || flags != 0 || reserved != 0) return false;
   std::memcpy(view.id.bytes.data(), id.data(), 16);
   view.occurrence_time_unix_ns = static_cast<int64_t>(occurrence);
@@ -115,8 +115,8 @@ Result<CommitView> decode_commit(std::string_view payload, std::string_view wher
   std::string_view prev;
   uint32_t reserved = 0;
   if (!reader.u64(commit.header.first_position) || !reader.u64(recorded) ||
-      !reader.bytes(32, prev) || !reader.u32(commit.header.event_count) ||
-      !reader.u32(reserved) || reserved != 0) {
+      !reader.bytes(32, prev) || !reader.u32(commit.header.event_count) || !reader.u32(reserved) ||
+      reserved != 0) {
     return corrupt(where, "bad header");
   }
   commit.header.recorded_time_unix_ns = static_cast<int64_t>(recorded);

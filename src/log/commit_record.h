@@ -11,9 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include "base/sha256.h"
 #include "vellum/event.h"
 #include "vellum/result.h"
+
+#include "base/sha256.h"
 
 namespace vellum::log {
 

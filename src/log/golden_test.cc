@@ -10,13 +10,13 @@
 // regenerate after a deliberate change of the generator (never of the v1
 // format: a format change gets a new vN directory), run
 //   VL_WRITE_GOLDEN=/path/to/segment-00000000.vlm log_test --gtest_filter='GoldenV1.*'
-#include <gtest/gtest.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "base/clock.h"
 #include "base/crc32c.h"
@@ -100,8 +100,8 @@ std::string build_golden_segment() {
     position += count;
     records++;
   }
-  SealInfo seal{0, 0, position, records, std::string(hash.begin(), hash.end()),
-                crc32c::value(segment)};
+  SealInfo seal{
+      0, 0, position, records, std::string(hash.begin(), hash.end()), crc32c::value(segment)};
   append_frame(segment, FrameType::kSeal, encode_seal(seal));
   return segment;
 }
@@ -205,13 +205,15 @@ TEST_F(GoldenV1Read, EveryDecodedField) {
   const LogTail& tail = log->recovered_tail();
   EXPECT_EQ(tail.next_position, 5u);
   EXPECT_EQ(tail.truncated_bytes, 0u);
-  EXPECT_EQ(digest_hex(tail.last_hash), "8ee9515a93286481d4bb1ae33c5270877f538d10247baba73ef6dac049b16d6b");
+  EXPECT_EQ(digest_hex(tail.last_hash),
+            "8ee9515a93286481d4bb1ae33c5270877f538d10247baba73ef6dac049b16d6b");
   std::vector<std::pair<RecordLocation, std::string>> records;
   ASSERT_TRUE(log->scan(log->begin(), RecordLocation{0, golden_.size()},
                         [&](RecordLocation location, std::string_view payload) -> Status {
                           records.emplace_back(location, std::string(payload));
                           return ok_status();
-                        }).has_value());
+                        })
+                  .has_value());
   ASSERT_EQ(records.size(), 3u);
   EXPECT_EQ(records[0].first, (RecordLocation{0, 64}));
   EXPECT_EQ(records[1].first, (RecordLocation{0, 368}));
@@ -223,7 +225,8 @@ TEST_F(GoldenV1Read, EveryDecodedField) {
     SCOPED_TRACE("record " + std::to_string(r));
     auto commit = decode_commit(records[r].second, "golden").value();
     EXPECT_EQ(commit.header.first_position, position);
-    EXPECT_EQ(commit.header.recorded_time_unix_ns, kStartUnixNs + static_cast<int64_t>(r + 1) * kMs);
+    EXPECT_EQ(commit.header.recorded_time_unix_ns,
+              kStartUnixNs + static_cast<int64_t>(r + 1) * kMs);
     EXPECT_EQ(commit.header.prev_hash, previous);
     ASSERT_EQ(commit.header.event_count, expected[r].size());
     for (size_t i = 0; i < expected[r].size(); i++) {

@@ -59,8 +59,8 @@ tl::unexpected<Error> header_error(const std::string& path, Error error) {
 // Reads a file's frames in order through a buffer.
 class FrameScanner {
  public:
-  FrameScanner(io::File& file, uint64_t offset, uint64_t end) : file_(file), offset_(offset),
-                                                                  end_(end) {}
+  FrameScanner(io::File& file, uint64_t offset, uint64_t end)
+      : file_(file), offset_(offset), end_(end) {}
 
   // Returns the frame at offset(); its payload is valid until the next call.
   Result<DecodedFrame> next() {
@@ -169,8 +169,8 @@ Status Log::recover() {
   }
   for (size_t i = 0; i < indexes.size(); i++) {
     if (indexes[i] != indexes[0] + i) {
-      return make_error(ErrorCode::kDataLoss, "segment " + segment_path(indexes[0] + i) +
-                                                  " is missing");
+      return make_error(ErrorCode::kDataLoss,
+                        "segment " + segment_path(indexes[0] + i) + " is missing");
     }
   }
   uint64_t expected_first = UINT64_MAX;  // unknown for the oldest segment
@@ -214,8 +214,8 @@ Status Log::recover_sealed(Segment& segment, uint64_t expected_first_position) {
   }
   auto seal = decode_seal(frame.payload);
   if (!seal) return data_loss(segment.path, seal_offset, seal.error().message);
-  bool continuous = expected_first_position == UINT64_MAX ||
-                    header->first_position == expected_first_position;
+  bool continuous =
+      expected_first_position == UINT64_MAX || header->first_position == expected_first_position;
   if (!continuous || seal->first_position != header->first_position ||
       seal->segment_index != segment.index || header->segment_index != segment.index) {
     return data_loss(segment.path, 0, "segment does not continue the previous one");

@@ -13,11 +13,12 @@
 #include <shared_mutex>
 #include <string>
 
+#include "vellum/result.h"
+
 #include "base/clock.h"
 #include "base/sha256.h"
 #include "io/file_system.h"
 #include "log/record_format.h"
-#include "vellum/result.h"
 
 namespace vellum::log {
 
@@ -120,14 +121,14 @@ class Log {
 
   // Writer state: owned by the writer thread.
   std::shared_ptr<Segment> active_;
-  std::string pending_;            // frames buffered for the next write
-  uint64_t pending_offset_ = 0;    // file offset where pending_ starts
-  uint64_t active_records_ = 0;    // commit frames in the active segment
-  uint32_t active_crc_ = 0;        // crc32c of the active segment's bytes so far
+  std::string pending_;          // frames buffered for the next write
+  uint64_t pending_offset_ = 0;  // file offset where pending_ starts
+  uint64_t active_records_ = 0;  // commit frames in the active segment
+  uint32_t active_crc_ = 0;      // crc32c of the active segment's bytes so far
   uint64_t next_position_ = 0;
   Digest last_hash_{};
   uint32_t store_tag_ = 0;
-  std::atomic<uint64_t> written_offset_{0};   // end of written data in active
+  std::atomic<uint64_t> written_offset_{0};  // end of written data in active
   std::atomic<uint64_t> active_index_{0};
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> bytes_written_{0};

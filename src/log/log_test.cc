@@ -8,12 +8,12 @@
 // remaining recovery rules of docs/formats/segment.md ("Recovery").
 #include "log/log.h"
 
-#include <gtest/gtest.h>
-
 #include <cinttypes>
 #include <cstdio>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "base/coding.h"
 #include "base/crc32c.h"
@@ -133,7 +133,8 @@ TEST_F(LogTest, WritesChainAndReadsBackAfterReopen) {
                         [&](RecordLocation, std::string_view payload) -> Status {
                           scanned.emplace_back(payload);
                           return ok_status();
-                        }).has_value());
+                        })
+                  .has_value());
   ASSERT_EQ(scanned.size(), written.size());
   for (size_t i = 0; i < scanned.size(); i++) EXPECT_EQ(scanned[i], written[i].payload);
 }
@@ -200,8 +201,8 @@ TEST_F(LogTest, ExhaustiveBitFlipsInHeaderAndLastFrame) {
   for (uint64_t b = (start + kFrameHeaderSize + payload_bytes) * 8; b < original.size() * 8; b++) {
     bits.push_back(b);  // trailer and padding
   }
-  for (uint64_t b = (start + kFrameHeaderSize) * 8; b < (start + kFrameHeaderSize + payload_bytes) * 8;
-       b += 7) {
+  for (uint64_t b = (start + kFrameHeaderSize) * 8;
+       b < (start + kFrameHeaderSize + payload_bytes) * 8; b += 7) {
     bits.push_back(b);  // a sample of the payload
   }
   int header_data_loss = 0;
@@ -289,7 +290,8 @@ TEST_F(LogTest, RollsSegmentsAndReopens) {
                           EXPECT_EQ(payload, written[count].payload);
                           count++;
                           return ok_status();
-                        }).has_value());
+                        })
+                  .has_value());
   EXPECT_EQ(count, written.size());
 }
 
@@ -328,9 +330,9 @@ TEST_F(LogTest, DamagedSealFrameIsDataLossOnOpen) {
   auto opened = try_open(4096);
   ASSERT_FALSE(opened.has_value());
   EXPECT_EQ(opened.error().code, ErrorCode::kDataLoss);
-  EXPECT_NE(opened.error().message.find(segment_file(0) + " at offset " +
-                                        std::to_string(seal_offset)),
-            std::string::npos)
+  EXPECT_NE(
+      opened.error().message.find(segment_file(0) + " at offset " + std::to_string(seal_offset)),
+      std::string::npos)
       << opened.error().message;
 }
 
@@ -500,8 +502,7 @@ TEST(LogOpen, RejectsTinySegmentsAndMissingDirectory) {
   SimClock clock;
   EXPECT_EQ(Log::open(fs, kDir, LogOptions{1024, true}, clock).error().code,
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(Log::open(fs, kDir, LogOptions{4096, false}, clock).error().code,
-            ErrorCode::kNotFound);
+  EXPECT_EQ(Log::open(fs, kDir, LogOptions{4096, false}, clock).error().code, ErrorCode::kNotFound);
 }
 
 }  // namespace

@@ -54,9 +54,8 @@ Result<SegmentHeader> decode_segment_header(std::string_view bytes) {
   }
   if (header.min_reader_version > kFormatVersion) {
     return make_error(ErrorCode::kFailedPrecondition,
-                      "segment needs reader version " +
-                          std::to_string(header.min_reader_version) + ", this build reads " +
-                          std::to_string(kFormatVersion));
+                      "segment needs reader version " + std::to_string(header.min_reader_version) +
+                          ", this build reads " + std::to_string(kFormatVersion));
   }
   return header;
 }

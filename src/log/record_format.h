@@ -9,8 +9,9 @@
 #include <string>
 #include <string_view>
 
-#include "base/limits.h"
 #include "vellum/result.h"
+
+#include "base/limits.h"
 
 namespace vellum::log {
 
@@ -94,8 +95,8 @@ struct SealInfo {
   uint64_t first_position = 0;
   uint64_t next_position = 0;  // first position after this segment
   uint64_t record_count = 0;
-  std::string last_hash;       // 32 bytes: chain hash of the last record
-  uint32_t segment_crc = 0;    // crc32c of every byte before the seal frame
+  std::string last_hash;     // 32 bytes: chain hash of the last record
+  uint32_t segment_crc = 0;  // crc32c of every byte before the seal frame
 };
 inline constexpr uint32_t kSealPayloadSize = 8 * 4 + 32 + 4 + 4;
 

@@ -4,9 +4,9 @@
 // trips, and rejection of every kind of malformed input the decoders guard.
 #include "log/record_format.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "base/coding.h"
 #include "base/crc32c.h"
@@ -172,14 +172,14 @@ TEST(Frame, DetectsEveryCorruptionKind) {
     bad[offset] = value;
     return decode_frame(bad).status;
   };
-  EXPECT_EQ(corrupt_at(4, good[4] ^ 1), FrameStatus::kCorrupt);    // stored CRC
-  EXPECT_EQ(corrupt_at(8, 2), FrameStatus::kCorrupt);              // type (CRC-covered)
-  EXPECT_EQ(corrupt_at(9, 1), FrameStatus::kCorrupt);              // flags (CRC-covered)
-  EXPECT_EQ(corrupt_at(10, 1), FrameStatus::kCorrupt);             // reserved
-  EXPECT_EQ(corrupt_at(12, 'P'), FrameStatus::kCorrupt);           // payload
-  EXPECT_EQ(corrupt_at(21, 10), FrameStatus::kCorrupt);            // trailer length
-  EXPECT_EQ(corrupt_at(25, 1), FrameStatus::kCorrupt);             // padding
-  EXPECT_EQ(corrupt_at(0, 8), FrameStatus::kCorrupt);              // shorter length
+  EXPECT_EQ(corrupt_at(4, good[4] ^ 1), FrameStatus::kCorrupt);  // stored CRC
+  EXPECT_EQ(corrupt_at(8, 2), FrameStatus::kCorrupt);            // type (CRC-covered)
+  EXPECT_EQ(corrupt_at(9, 1), FrameStatus::kCorrupt);            // flags (CRC-covered)
+  EXPECT_EQ(corrupt_at(10, 1), FrameStatus::kCorrupt);           // reserved
+  EXPECT_EQ(corrupt_at(12, 'P'), FrameStatus::kCorrupt);         // payload
+  EXPECT_EQ(corrupt_at(21, 10), FrameStatus::kCorrupt);          // trailer length
+  EXPECT_EQ(corrupt_at(25, 1), FrameStatus::kCorrupt);           // padding
+  EXPECT_EQ(corrupt_at(0, 8), FrameStatus::kCorrupt);            // shorter length
   std::string huge = good;
   store_u32_le(huge.data(), kFramePayloadBytesMax + 1);
   EXPECT_EQ(decode_frame(huge).status, FrameStatus::kCorrupt);
@@ -276,16 +276,16 @@ TEST(CommitRecord, HeaderAndEventHaveTheDocumentedLayout) {
   EXPECT_EQ(load_u64_le(e + 4), 4u);
   EXPECT_EQ(std::string(e + 12, 16), std::string(16, '\xaa'));
   EXPECT_EQ(static_cast<int64_t>(load_u64_le(e + 28)), -5);
-  EXPECT_EQ(load_u32_le(e + 36), 3u);            // schema_version
-  EXPECT_EQ(load_u32_le(e + 40), 0u);            // key_id
-  EXPECT_EQ(load_u16_le(e + 44), 0u);            // flags
-  EXPECT_EQ(load_u16_le(e + 46), 7u);            // stream
-  EXPECT_EQ(load_u16_le(e + 48), 11u);           // type
-  EXPECT_EQ(load_u16_le(e + 50), 16u);           // content type
-  EXPECT_EQ(load_u16_le(e + 52), 6u);            // correlation
-  EXPECT_EQ(load_u16_le(e + 54), 7u);            // causation
-  EXPECT_EQ(load_u16_le(e + 56), 6u);            // subject
-  EXPECT_EQ(load_u16_le(e + 58), 0u);            // reserved
+  EXPECT_EQ(load_u32_le(e + 36), 3u);   // schema_version
+  EXPECT_EQ(load_u32_le(e + 40), 0u);   // key_id
+  EXPECT_EQ(load_u16_le(e + 44), 0u);   // flags
+  EXPECT_EQ(load_u16_le(e + 46), 7u);   // stream
+  EXPECT_EQ(load_u16_le(e + 48), 11u);  // type
+  EXPECT_EQ(load_u16_le(e + 50), 16u);  // content type
+  EXPECT_EQ(load_u16_le(e + 52), 6u);   // correlation
+  EXPECT_EQ(load_u16_le(e + 54), 7u);   // causation
+  EXPECT_EQ(load_u16_le(e + 56), 6u);   // subject
+  EXPECT_EQ(load_u16_le(e + 58), 0u);   // reserved
   EXPECT_EQ(load_u32_le(e + 60), event.metadata.size());
   EXPECT_EQ(load_u32_le(e + 64), event.data.size());
   EXPECT_EQ(std::string(e + kEventFixedSize, 7 + 11), "order-1OrderPlaced");

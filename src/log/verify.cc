@@ -197,13 +197,13 @@ Result<bool> Verifier::verify_header(Scan& scan) {
     return false;
   }
   if (header->segment_index != scan.index) {
-    problem(scan.path, 16, "segment header names segment " +
-                               std::to_string(header->segment_index));
+    problem(scan.path, 16, "segment header names segment " + std::to_string(header->segment_index));
   }
   if (chain_.known && header->first_position != chain_.next_position) {
-    problem(scan.path, 24, "segment does not continue the previous one: first_position " +
-                               std::to_string(header->first_position) + ", expected " +
-                               std::to_string(chain_.next_position));
+    problem(scan.path, 24,
+            "segment does not continue the previous one: first_position " +
+                std::to_string(header->first_position) + ", expected " +
+                std::to_string(chain_.next_position));
   }
   if (!chain_.known && header->first_position == 0) {
     chain_.known = true;  // the very start of the log: no previous commit
@@ -230,8 +230,9 @@ Status Verifier::report_bad_frame(Scan& scan, uint64_t offset, const char* what)
     if (!length || *length == 0 || at + frame_size(*length) > scan.size) continue;
     VL_TRY(bytes, read_range(*scan.file, at, frame_size(*length)));
     if (decode_frame(bytes).status == FrameStatus::kOk) {
-      problem(scan.path, offset, std::string(what) + ", followed by a valid frame at offset " +
-                                     std::to_string(at) + " (Log::open refuses it)");
+      problem(scan.path, offset,
+              std::string(what) + ", followed by a valid frame at offset " + std::to_string(at) +
+                  " (Log::open refuses it)");
       return ok_status();
     }
   }
@@ -276,13 +277,15 @@ Verifier::Next Verifier::verify_commit(Scan& scan, uint64_t offset, std::string_
   }
   const CommitHeader& header = commit->header;
   if (header.first_position != chain_.next_position) {
-    problem(scan.path, offset, "commit does not continue the log's positions: first_position " +
-                                   std::to_string(header.first_position) + ", expected " +
-                                   std::to_string(chain_.next_position));
+    problem(scan.path, offset,
+            "commit does not continue the log's positions: first_position " +
+                std::to_string(header.first_position) + ", expected " +
+                std::to_string(chain_.next_position));
   }
   if (chain_.known && header.prev_hash != chain_.last_hash) {
-    problem(scan.path, offset, "hash chain broken: prev_hash " + digest_hex(header.prev_hash) +
-                                   ", expected " + digest_hex(chain_.last_hash));
+    problem(scan.path, offset,
+            "hash chain broken: prev_hash " + digest_hex(header.prev_hash) + ", expected " +
+                digest_hex(chain_.last_hash));
   }
   chain_.known = true;
   chain_.last_hash = chain_hash(payload);

@@ -11,9 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "vellum/result.h"
+
 #include "base/sha256.h"
 #include "io/file_system.h"
-#include "vellum/result.h"
 
 namespace vellum::log {
 

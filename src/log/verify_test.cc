@@ -5,12 +5,12 @@
 // the next segment after a damaged sealed one, and never changes a byte.
 #include "log/verify.h"
 
-#include <gtest/gtest.h>
-
 #include <cinttypes>
 #include <cstdio>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "base/coding.h"
 #include "io/mem_file_system.h"
@@ -42,8 +42,8 @@ class VerifyTest : public ::testing::Test {
     auto log = Log::open(fs_, kDir, LogOptions{kSegmentBytes, true}, clock_).value();
     for (int i = 0; i < count; i++) {
       uint32_t events = 1 + i % 3;
-      std::string payload = encode_commit_header(
-          CommitHeader{log->next_position(), 1'000 + i, Digest{}, events});
+      std::string payload =
+          encode_commit_header(CommitHeader{log->next_position(), 1'000 + i, Digest{}, events});
       for (uint32_t k = 0; k < events; k++) {
         EventData event;
         event.type = "Happened";
@@ -113,9 +113,8 @@ TEST_F(VerifyTest, CleanLogVerifies) {
   write_log(60);
   ASSERT_GE(segments_, 3u);
   std::vector<std::pair<uint64_t, uint64_t>> calls;
-  auto report = verify_log(fs_, kDir, [&](uint64_t done, uint64_t total) {
-    calls.emplace_back(done, total);
-  });
+  auto report = verify_log(fs_, kDir,
+                           [&](uint64_t done, uint64_t total) { calls.emplace_back(done, total); });
   ASSERT_TRUE(report.has_value());
   EXPECT_TRUE(report->problems.empty()) << report->problems.front();
   EXPECT_EQ(report->segments, segments_);

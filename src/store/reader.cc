@@ -34,8 +34,8 @@ bool hidden_by(const index::StreamState& state, uint64_t revision, int64_t recor
     return true;
   }
   if (m.max_age_seconds) {
-    int64_t age_ns = static_cast<int64_t>(std::min<uint64_t>(*m.max_age_seconds, 1ull << 32)) *
-                     1'000'000'000;
+    int64_t age_ns =
+        static_cast<int64_t>(std::min<uint64_t>(*m.max_age_seconds, 1ull << 32)) * 1'000'000'000;
     if (recorded_unix_ns < now_unix_ns - age_ns) return true;
   }
   return false;
@@ -73,9 +73,9 @@ class RecordCache {
     valid_ = false;
     VL_TRY(payload, log_.read_commit(ref.location));
     payload_ = std::move(payload);
-    VL_TRY(view, log::decode_commit(payload_, "segment " +
-                                                  std::to_string(ref.location.segment_index) +
-                                                  " offset " + std::to_string(ref.location.offset)));
+    VL_TRY(view,
+           log::decode_commit(payload_, "segment " + std::to_string(ref.location.segment_index) +
+                                            " offset " + std::to_string(ref.location.offset)));
     view_ = std::move(view);
     ref_ = ref;
     ref_.first_position = view_.header.first_position;
@@ -149,8 +149,8 @@ Result<ReadStreamResult> StoreImpl::read_stream(std::string_view stream,
     lowest = std::max(lowest, last + 1 - *state.metadata.max_count);
   }
   bool forward = options.direction == Direction::kForward;
-  uint64_t revision = forward ? std::max(options.from_revision, lowest)
-                              : std::min(options.from_revision, last);
+  uint64_t revision =
+      forward ? std::max(options.from_revision, lowest) : std::min(options.from_revision, last);
   ReadStreamResult result;
   RecordCache cache(*log_, *index_);
   int64_t now = clock_->now_unix_ns();
@@ -264,7 +264,11 @@ class RunPositions final : public PositionSource {
  public:
   RunPositions(index::Index& index, index::RunKind kind, std::vector<std::string> keys,
                uint64_t from, bool forward, uint64_t budget)
-      : index_(index), kind_(kind), keys_(std::move(keys)), from_(from), forward_(forward),
+      : index_(index),
+        kind_(kind),
+        keys_(std::move(keys)),
+        from_(from),
+        forward_(forward),
         budget_(budget) {}
 
   Result<std::optional<uint64_t>> next() override {
@@ -356,8 +360,8 @@ std::unique_ptr<PositionSource> choose_source(index::Index& index, const EventFi
   }
   if (!filter.category.empty()) {
     return std::make_unique<RunPositions>(index, index::RunKind::kCategory,
-                                          std::vector<std::string>{filter.category}, from,
-                                          forward, budget);
+                                          std::vector<std::string>{filter.category}, from, forward,
+                                          budget);
   }
   return std::make_unique<AllPositions>(from, limit, forward);
 }
@@ -396,8 +400,7 @@ Result<StoreImpl::ScanResult> StoreImpl::scan_all(const ReadAllOptions& options)
     }
     const log::EventView& event = view->events[*candidate - view->header.first_position];
     int64_t recorded = view->header.recorded_time_unix_ns;
-    if (matches(options.filter, event) &&
-        event_visible(event.stream, event.revision, recorded)) {
+    if (matches(options.filter, event) && event_visible(event.stream, event.revision, recorded)) {
       result.events.push_back(log::to_recorded_event(event, *candidate, recorded));
     }
   }

@@ -11,10 +11,14 @@ namespace vellum {
 
 std::string ExpectedRevision::to_string() const {
   switch (kind_) {
-    case Kind::kAny: return "any";
-    case Kind::kNoStream: return "no_stream";
-    case Kind::kStreamExists: return "stream_exists";
-    case Kind::kExact: return std::to_string(revision_);
+    case Kind::kAny:
+      return "any";
+    case Kind::kNoStream:
+      return "no_stream";
+    case Kind::kStreamExists:
+      return "stream_exists";
+    case Kind::kExact:
+      return std::to_string(revision_);
   }
   return "?";
 }
@@ -192,7 +196,8 @@ StoreStats StoreImpl::stats() {
 Result<StreamInfo> StoreImpl::stream_info(std::string_view stream) {
   VL_RETURN_IF_ERROR(validate_stream_name(stream, true));
   VL_TRY(state, index_->get_stream(stream));
-  if (!state) return make_error(ErrorCode::kNotFound, "stream " + std::string(stream) + " not found");
+  if (!state)
+    return make_error(ErrorCode::kNotFound, "stream " + std::string(stream) + " not found");
   StreamInfo info;
   info.name = stream;
   info.last_revision = state->last_revision;

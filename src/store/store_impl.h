@@ -24,6 +24,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "vellum/store.h"
+
 #include "base/clock.h"
 #include "base/uuid_v7.h"
 #include "index/event_ids.h"
@@ -31,7 +33,6 @@
 #include "io/file_system.h"
 #include "log/log.h"
 #include "store/stream_table.h"
-#include "vellum/store.h"
 
 namespace vellum::store {
 
@@ -49,11 +50,11 @@ struct UuidHash {
 struct EncodedPart {
   std::string stream;
   ExpectedRevision expected = ExpectedRevision::any();
-  std::string encoded;                 // events, revisions patched by the writer
+  std::string encoded;                  // events, revisions patched by the writer
   std::vector<uint32_t> event_offsets;  // start of each event in `encoded`
-  std::vector<Uuid> ids;               // nil where the writer assigns a positional id
-  std::vector<uint64_t> fingerprints;  // of (stream, type, data, metadata); client ids only
-  bool client_ids = false;             // some ids were chosen by the client
+  std::vector<Uuid> ids;                // nil where the writer assigns a positional id
+  std::vector<uint64_t> fingerprints;   // of (stream, type, data, metadata); client ids only
+  bool client_ids = false;              // some ids were chosen by the client
   // A `$metadata` write by the store itself (stream "$$x"); the writer
   // encodes its event from x's state at commit time.
   enum class SystemOp : uint8_t { kNone, kSetMetadata, kSoftDelete, kTombstone };
@@ -86,7 +87,7 @@ struct CommitGroup {
   std::vector<std::shared_ptr<AppendRequest>> requests;  // acked after indexing
   index::IndexBatch batch;                               // stream states (filled by writer)
   std::vector<std::pair<std::string, index::StreamState>> touched;  // new states
-  index::Checkpoint checkpoint;                          // after this group
+  index::Checkpoint checkpoint;                                     // after this group
   uint64_t events = 0;
 };
 
@@ -114,8 +115,7 @@ class StoreImpl final : public Store {
   Result<uint64_t> position_at(int64_t time_unix_ns) override;
   Result<StreamInfo> stream_info(std::string_view stream) override;
   Status set_stream_metadata(std::string_view stream, const StreamMetadata& metadata) override;
-  Status delete_stream(std::string_view stream, ExpectedRevision expected,
-                       bool tombstone) override;
+  Status delete_stream(std::string_view stream, ExpectedRevision expected, bool tombstone) override;
   Result<std::unique_ptr<Subscription>> subscribe(const SubscriptionOptions& options) override;
   uint64_t head_position() override { return indexed_position_.load(); }
   StoreStats stats() override;
@@ -161,8 +161,8 @@ class StoreImpl final : public Store {
   Result<std::optional<RecentId>> find_written_id(const Uuid& id);
   Status check_expected(const EncodedPart& part, const index::StreamState& state);
   Status encode_system_part(EncodedPart& part, const index::StreamState& target);
-  Status submit_system(std::string_view stream, EncodedPart::SystemOp op,
-                       ExpectedRevision expected, StreamMetadata metadata);
+  Status submit_system(std::string_view stream, EncodedPart::SystemOp op, ExpectedRevision expected,
+                       StreamMetadata metadata);
   Status write_group(CommitGroup& group);
   void fail_group(CommitGroup& group, const Error& error);
   Uuid generate_id(int64_t recorded_unix_ns, uint64_t position);

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // Unit tests of the store through its public API, on an in-memory file
 // system and a simulated clock (so time travel and max-age are exact).
+#include "vellum/store.h"
+
 #include <gtest/gtest.h>
 
 #include "base/clock.h"
 #include "base/limits.h"
 #include "io/mem_file_system.h"
-#include "vellum/store.h"
 
 namespace vellum {
 namespace {

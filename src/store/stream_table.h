@@ -55,8 +55,8 @@ class StreamTable {
   struct Entry {
     index::StreamState state;
     uint64_t touched_position = 0;  // position of the newest event that changed it
-    bool touched = false;       // changed since the last drain_touched()
-    bool ever_touched = false;  // changed since it was loaded
+    bool touched = false;           // changed since the last drain_touched()
+    bool ever_touched = false;      // changed since it was loaded
   };
   std::unordered_map<std::string, Entry> entries_;
   std::vector<std::string> touched_;

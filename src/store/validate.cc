@@ -70,8 +70,8 @@ Status validate_event(const EventData& event) {
 
 uint64_t event_fingerprint(std::string_view stream, const EventData& event) {
   uint64_t h = 0xcbf29ce484222325ull;
-  for (std::string_view part : {stream, std::string_view(event.type),
-                                std::string_view(event.data), std::string_view(event.metadata)}) {
+  for (std::string_view part : {stream, std::string_view(event.type), std::string_view(event.data),
+                                std::string_view(event.metadata)}) {
     h = mix(h, part);
   }
   return h;

@@ -112,9 +112,8 @@ Result<std::vector<AppendResult>> StoreImpl::submit(std::vector<EncodedPart> par
   request->enqueued_ns = clock_->monotonic_ns();
   {
     std::unique_lock lock(queue_mutex_);
-    queue_space_cv_.wait(lock, [&] {
-      return stopping_ || queue_.size() < limits::kWriterQueueAppendsMax;
-    });
+    queue_space_cv_.wait(
+        lock, [&] { return stopping_ || queue_.size() < limits::kWriterQueueAppendsMax; });
     if (stopping_) return make_error(ErrorCode::kCancelled, "the store is closing");
     queue_.push_back(request);
   }
@@ -173,8 +172,7 @@ void StoreImpl::writer_loop() {
   index_cv_.notify_all();
 }
 
-void StoreImpl::process_request(const std::shared_ptr<AppendRequest>& request,
-                                CommitGroup& group) {
+void StoreImpl::process_request(const std::shared_ptr<AppendRequest>& request, CommitGroup& group) {
   auto results = check_and_build(*request, group);
   if (!results) {
     request->complete(make_error(results.error()));
@@ -188,9 +186,15 @@ Status StoreImpl::check_expected(const EncodedPart& part, const index::StreamSta
   const ExpectedRevision& expected = part.expected;
   bool ok = false;
   switch (expected.kind()) {
-    case ExpectedRevision::Kind::kAny: ok = true; break;
-    case ExpectedRevision::Kind::kNoStream: ok = !state.exists(); break;
-    case ExpectedRevision::Kind::kStreamExists: ok = state.exists(); break;
+    case ExpectedRevision::Kind::kAny:
+      ok = true;
+      break;
+    case ExpectedRevision::Kind::kNoStream:
+      ok = !state.exists();
+      break;
+    case ExpectedRevision::Kind::kStreamExists:
+      ok = state.exists();
+      break;
     case ExpectedRevision::Kind::kExact:
       ok = state.exists() && state.last_revision == static_cast<int64_t>(expected.revision());
       break;
@@ -256,8 +260,8 @@ Status StoreImpl::build_commit(AppendRequest& request, const std::vector<bool>& 
       if (part.ids[k].is_nil()) log::patch_id(event, generate_id(recorded, position + k));
     }
     payload.append(part.encoded);
-    results[i] = AppendResult{part.stream, first_revision, first_revision + count - 1, position,
-                              position + count - 1, false};
+    results[i] = AppendResult{part.stream, first_revision,       first_revision + count - 1,
+                              position,    position + count - 1, false};
     position += count;
   }
   log::CommitHeader header{first_position, recorded, Digest{},
@@ -364,8 +368,8 @@ Result<std::optional<RecentId>> StoreImpl::find_written_id(const Uuid& id) {
         data.type = existing->type;
         data.data = existing->data;
         data.metadata = existing->metadata;
-        return std::optional<RecentId>(RecentId{*position, existing->revision,
-                                                event_fingerprint(existing->stream, data)});
+        return std::optional<RecentId>(
+            RecentId{*position, existing->revision, event_fingerprint(existing->stream, data)});
       }
     }
     return make_error(ErrorCode::kInvalidArgument,
@@ -400,8 +404,8 @@ Result<std::optional<AppendResult>> StoreImpl::idempotent_replay(const EncodedPa
   }
   if (found.empty()) return std::optional<AppendResult>();
   for (size_t k = 1; k < found.size(); k++) {
-    bool consecutive = found[k].position == found[0].position + k &&
-                       found[k].revision == found[0].revision + k;
+    bool consecutive =
+        found[k].position == found[0].position + k && found[k].revision == found[0].revision + k;
     if (!consecutive) found.clear();
   }
   if (found.size() != part.ids.size()) {
@@ -409,9 +413,9 @@ Result<std::optional<AppendResult>> StoreImpl::idempotent_replay(const EncodedPa
                       "some event ids of this append were already written by another append");
   }
   uint64_t n = found.size();
-  return std::optional<AppendResult>(
-      AppendResult{part.stream, found[0].revision, found[0].revision + n - 1, found[0].position,
-                   found[0].position + n - 1, true});
+  return std::optional<AppendResult>(AppendResult{part.stream, found[0].revision,
+                                                  found[0].revision + n - 1, found[0].position,
+                                                  found[0].position + n - 1, true});
 }
 
 void StoreImpl::remember_ids(const EncodedPart& part, uint64_t first_position,
@@ -419,8 +423,8 @@ void StoreImpl::remember_ids(const EncodedPart& part, uint64_t first_position,
   if (!part.client_ids) return;  // generated UUIDv7s are unique: nothing to remember
   for (size_t k = 0; k < part.ids.size(); k++) {
     if (part.ids[k].is_nil()) continue;
-    recent_ids_[part.ids[k]] = RecentId{first_position + k, first_revision + k,
-                                        part.fingerprints[k]};
+    recent_ids_[part.ids[k]] =
+        RecentId{first_position + k, first_revision + k, part.fingerprints[k]};
     recent_order_.emplace_back(part.ids[k], first_position + k);
   }
   // Forget the oldest ids, but only once indexed: the index answers for them.
@@ -508,8 +512,7 @@ void StoreImpl::commit_group(CommitGroup& group, const Status& synced) {
     if (synced) index_failed_.store(true);
     std::string what = synced ? "the index failed (" + indexed.error().message +
                                     "); the append is durable, reopen the store"
-                              : "the append could not be made durable (" +
-                                    indexed.error().message +
+                              : "the append could not be made durable (" + indexed.error().message +
                                     "); the writer is stopped until the store is reopened";
     for (auto& request : group.requests) {
       request->complete(make_error(ErrorCode::kUnavailable, what));

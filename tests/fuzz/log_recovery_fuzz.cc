@@ -33,11 +33,21 @@ std::string framed_body(std::string_view input) {
     std::string_view piece = input.substr(i, length);
     i += piece.size();
     switch (kind % 8) {
-      case 0: vellum::log::append_frame(body, FrameType::kCommit, piece); break;
-      case 1: vellum::log::append_frame(body, FrameType::kSeal, piece); break;
-      case 2: vellum::log::append_frame(body, static_cast<FrameType>(0x81), piece); break;
-      case 3: vellum::log::append_frame(body, static_cast<FrameType>(5), piece); break;
-      default: body.append(piece); break;
+      case 0:
+        vellum::log::append_frame(body, FrameType::kCommit, piece);
+        break;
+      case 1:
+        vellum::log::append_frame(body, FrameType::kSeal, piece);
+        break;
+      case 2:
+        vellum::log::append_frame(body, static_cast<FrameType>(0x81), piece);
+        break;
+      case 3:
+        vellum::log::append_frame(body, static_cast<FrameType>(5), piece);
+        break;
+      default:
+        body.append(piece);
+        break;
     }
   }
   return body;
