@@ -181,59 +181,92 @@ void fill(const Config& config, uint64_t total, uint64_t target_events) {
   }
 }
 
+// Reads the whole stream `times` with the zero-copy visitor API (or, with
+// `copy`, with read_stream, which copies every event into a RecordedEvent).
+uint64_t read_whole_stream(vellum::Store& store, bool copy, uint64_t& bytes) {
+  vellum::ReadStreamOptions options;
+  options.max_count = 10'000;
+  uint64_t got = 0;
+  for (;;) {
+    std::optional<uint64_t> next;
+    if (copy) {
+      auto page = store.read_stream("target-1", options);
+      if (!page) std::exit(4);
+      for (const auto& event : page->events) bytes += event.data.size();
+      got += page->events.size();
+      next = page->next_revision;
+    } else {
+      auto visited = store.visit_stream("target-1", options, [&](const vellum::EventRef& event) {
+        bytes += event.data.size();
+        got++;
+        return true;
+      });
+      if (!visited) std::exit(4);
+      next = *visited;
+    }
+    if (!next) return got;
+    options.from_revision = *next;
+  }
+}
+
 void run_read_stream(const Config& config) {
   uint64_t length = config.events ? config.events : 10'000;
   fill(config, length * 2, length);
   auto store = open_store(config, false);
-  auto info = store->stream_info("target-1");
-  uint64_t total = 0;
-  std::vector<double> latencies;
-  auto start = Clock::now();
-  while (std::chrono::duration<double>(Clock::now() - start).count() < config.seconds) {
-    auto t0 = Clock::now();
-    vellum::ReadStreamOptions options;
-    options.max_count = 10'000;
-    uint64_t got = 0;
-    for (;;) {
-      auto page = store->read_stream("target-1", options);
-      if (!page) std::exit(4);
-      got += page->events.size();
-      if (!page->next_revision) break;
-      options.from_revision = *page->next_revision;
+  for (bool copy : {false, true}) {
+    uint64_t total = 0, bytes = 0;
+    std::vector<double> latencies;
+    auto start = Clock::now();
+    while (std::chrono::duration<double>(Clock::now() - start).count() < config.seconds) {
+      auto t0 = Clock::now();
+      uint64_t got = read_whole_stream(*store, copy, bytes);
+      latencies.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+      if (got != length) std::exit(5);
+      total += got;
     }
-    latencies.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-    total += got;
-    if (got != static_cast<uint64_t>(info->last_revision + 1)) std::exit(5);
+    double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    std::string name = "read-stream-" + std::to_string(length) + (copy ? "-copy" : "");
+    print_result(config, name, total, seconds, std::move(latencies),
+                 ",\"latency_of\":\"whole stream\",\"stream_events\":" + std::to_string(length));
   }
-  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  Config shown = config;
-  shown.events = length;
-  print_result(shown, "read-stream-" + std::to_string(length), total, seconds, std::move(latencies),
-               ",\"latency_of\":\"whole stream\"");
 }
 
 void run_read_all(const Config& config) {
   uint64_t count = config.events ? config.events : 1'000'000;
   fill(config, count, 0);
   auto store = open_store(config, false);
-  uint64_t total = 0;
-  std::vector<double> latencies;
-  auto start = Clock::now();
-  vellum::ReadAllOptions options;
-  options.max_count = 10'000;
-  for (;;) {
-    auto t0 = Clock::now();
-    auto page = store->read_all(options);
-    if (!page) std::exit(4);
-    latencies.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-    total += page->events.size();
-    if (!page->next_position) break;
-    options.from_position = *page->next_position;
+  for (bool copy : {false, true}) {
+    uint64_t total = 0, bytes = 0;
+    std::vector<double> latencies;
+    auto start = Clock::now();
+    vellum::ReadAllOptions options;
+    options.max_count = 10'000;
+    for (;;) {
+      auto t0 = Clock::now();
+      std::optional<uint64_t> next;
+      if (copy) {
+        auto page = store->read_all(options);
+        if (!page) std::exit(4);
+        total += page->events.size();
+        next = page->next_position;
+      } else {
+        auto visited = store->visit_all(options, [&](const vellum::EventRef& event) {
+          bytes += event.data.size();
+          total++;
+          return true;
+        });
+        if (!visited) std::exit(4);
+        next = *visited;
+      }
+      latencies.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+      if (!next) break;
+      options.from_position = *next;
+    }
+    double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (total != count) std::exit(5);
+    print_result(config, copy ? "read-all-copy" : "read-all", total, seconds,
+                 std::move(latencies), ",\"latency_of\":\"page of 10000\"");
   }
-  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (total != count) std::exit(5);
-  print_result(config, "read-all", total, seconds, std::move(latencies),
-               ",\"latency_of\":\"page of 10000\"");
 }
 
 void run_recover(const Config& config) {

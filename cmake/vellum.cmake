@@ -5,7 +5,9 @@
 add_library(vellum_warnings INTERFACE)
 add_library(vellum::warnings ALIAS vellum_warnings)
 target_compile_options(vellum_warnings INTERFACE
-  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wimplicit-fallthrough)
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wimplicit-fallthrough
+  # Designated initializers that rely on member defaults are idiomatic C++20.
+  -Wno-missing-field-initializers)
 if(VL_WERROR)
   target_compile_options(vellum_warnings INTERFACE -Werror)
 endif()

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vellum/uuid.h"
@@ -86,6 +87,37 @@ struct RecordedEvent {
   uint32_t key_id = 0;
 
   friend bool operator==(const RecordedEvent&, const RecordedEvent&) = default;
+};
+
+// A view of a stored event, handed to a visitor by Store::visit_stream and
+// Store::visit_all. The views point into the store's read buffer and are valid
+// only during the visitor call: copy what you keep (to_recorded() copies all).
+struct EventRef {
+  const Uuid& id;
+  std::string_view stream;
+  uint64_t revision = 0;
+  uint64_t position = 0;
+  std::string_view type;
+  std::string_view content_type;
+  std::string_view data;
+  std::string_view metadata;
+  std::string_view correlation_id;
+  std::string_view causation_id;
+  std::string_view subject;
+  int64_t occurrence_time_unix_ns = 0;
+  int64_t recorded_time_unix_ns = 0;
+  uint32_t schema_version = 1;
+  uint32_t key_id = 0;
+
+  RecordedEvent to_recorded() const {
+    return RecordedEvent{id,           std::string(stream),         revision,
+                         position,     std::string(type),           std::string(content_type),
+                         std::string(data),                         std::string(metadata),
+                         std::string(correlation_id),               std::string(causation_id),
+                         std::string(subject),                      occurrence_time_unix_ns,
+                         recorded_time_unix_ns,                     schema_version,
+                         key_id};
+  }
 };
 
 // The outcome of appending to one stream.

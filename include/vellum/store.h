@@ -31,6 +31,9 @@ namespace vellum {
 
 enum class Direction : uint8_t { kForward, kBackward };
 
+// Called with each event of a zero-copy read; returns false to stop.
+using EventVisitor = std::function<bool(const EventRef&)>;
+
 // Use as a revision or position to mean "from the end" in backward reads.
 inline constexpr uint64_t kEnd = UINT64_MAX;
 
@@ -207,6 +210,18 @@ class Store {
   // Reads the global log, optionally filtered. Honours every stream's metadata
   // and deletion. Errors: kInvalidArgument, kDataLoss, kIoError.
   virtual Result<ReadAllResult> read_all(const ReadAllOptions& options) = 0;
+
+  // Zero-copy reads: like read_stream / read_all, but instead of copying
+  // events into a result they call `visitor` with a view of each (valid only
+  // during the call; see EventRef). The visitor returns false to stop early.
+  // Returns where to continue (a revision / a position), or nullopt at the
+  // end. For scans and projections that touch millions of events.
+  // Errors: as read_stream / read_all.
+  virtual Result<std::optional<uint64_t>> visit_stream(std::string_view stream,
+                                                       const ReadStreamOptions& options,
+                                                       const EventVisitor& visitor) = 0;
+  virtual Result<std::optional<uint64_t>> visit_all(const ReadAllOptions& options,
+                                                    const EventVisitor& visitor) = 0;
 
   // The event with this id. Errors: kNotFound (never written, or hidden by its
   // stream's metadata or deletion), kDataLoss, kIoError.

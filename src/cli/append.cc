@@ -3,13 +3,13 @@
 // NDJSON lines from stdin, atomically in one Store::append call, and prints
 // where the events landed. Batching stdin into one append (rather than one
 // per line) is what makes a partial import impossible: all lines or none.
-#include <fmt/format.h>
-
 #include <charconv>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "base/limits.h"
 #include "cli/cli_common.h"
@@ -93,7 +93,8 @@ Result<EventData> event_from_flags(const AppendOptions& options) {
 // Data given as text: JSON content is checked here so a typo fails before
 // anything is written, and stored exactly as given.
 Status set_data_text(EventData& event, std::string_view text, std::string_view where) {
-  if (is_json_content_type(event.content_type) && Json::parse(text, nullptr, false).is_discarded()) {
+  if (is_json_content_type(event.content_type) &&
+      Json::parse(text, nullptr, false).is_discarded()) {
     return invalid(fmt::format("{}: data is not valid JSON", where));
   }
   event.data = std::string(text);
@@ -118,7 +119,8 @@ Result<std::optional<std::string>> bytes_field(const Json& envelope, const std::
   }
   if (!envelope.contains(key)) return std::optional<std::string>();
   const Json& value = envelope[key];
-  if (value.is_string() && !json_content) return std::optional<std::string>(value.get<std::string>());
+  if (value.is_string() && !json_content)
+    return std::optional<std::string>(value.get<std::string>());
   return std::optional<std::string>(value.dump());
 }
 
@@ -250,8 +252,7 @@ Command register_append(CLI::App& app, const GlobalOptions& global) {
   sub->add_option("--expected", options->expected,
                   "any | no_stream | stream_exists | <last revision>")
       ->capture_default_str();
-  sub->add_option("--type", options->type,
-                  "Event type; with stdin, every line is then raw data");
+  sub->add_option("--type", options->type, "Event type; with stdin, every line is then raw data");
   sub->add_option("--data", options->data, "Event data, or - to read NDJSON from stdin");
   sub->add_option("--id", options->id, "Event id (UUID), for idempotent retries");
   sub->add_option("--subject", options->subject, "The person the event concerns");

@@ -4,13 +4,13 @@
 // base64 and the stderr progress display.
 #include "cli/cli_common.h"
 
-#include <fmt/format.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <array>
 #include <charconv>
 #include <cstdio>
+
+#include <fmt/format.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 
@@ -23,7 +23,7 @@ constexpr int64_t kNanosPerSecond = 1'000'000'000;
 constexpr int64_t kUnixSecondsMax = INT64_MAX / kNanosPerSecond - 1;
 constexpr int64_t kUnixSecondsMin = INT64_MIN / kNanosPerSecond + 1;
 
-constexpr int64_t kBarRedrawNs = 100'000'000;     // terminal: 10 redraws a second at most
+constexpr int64_t kBarRedrawNs = 100'000'000;       // terminal: 10 redraws a second at most
 constexpr int64_t kLineIntervalNs = 2'000'000'000;  // pipe or file: one line every 2 s
 constexpr int kBarWidth = 30;
 
@@ -178,8 +178,8 @@ namespace {
 // Emits opaque bytes as JSON when they are JSON (the common case, and what
 // lets `read` output be piped into jq), otherwise as base64 under
 // `<key>_base64` so no byte is lost or mangled.
-void put_bytes(nlohmann::ordered_json& out, const std::string& key,
-                      const std::string& bytes, bool try_json) {
+void put_bytes(nlohmann::ordered_json& out, const std::string& key, const std::string& bytes,
+               bool try_json) {
   if (try_json) {
     nlohmann::ordered_json parsed = nlohmann::ordered_json::parse(bytes, nullptr, false);
     if (!parsed.is_discarded()) {
@@ -198,7 +198,8 @@ nlohmann::ordered_json event_to_json(const RecordedEvent& event) {
   out["type"] = event.type;
   out["source"] = "vellum";
   if (!event.subject.empty()) out["subject"] = event.subject;
-  if (event.occurrence_time_unix_ns != 0) out["time"] = format_rfc3339(event.occurrence_time_unix_ns);
+  if (event.occurrence_time_unix_ns != 0)
+    out["time"] = format_rfc3339(event.occurrence_time_unix_ns);
   out["datacontenttype"] = event.content_type;
   put_bytes(out, "data", event.data, is_json_content_type(event.content_type));
   out["stream"] = event.stream;
@@ -228,9 +229,9 @@ std::string format_rfc3339(int64_t unix_ns) {
   time_t time = static_cast<time_t>(seconds);
   struct tm parts {};
   gmtime_r(&time, &parts);
-  std::string text = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", parts.tm_year + 1900,
-                                 parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min,
-                                 parts.tm_sec);
+  std::string text =
+      fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", parts.tm_year + 1900, parts.tm_mon + 1,
+                  parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec);
   if (nanos != 0) text += fmt::format(".{:09}", nanos);
   text.push_back('Z');
   return text;
@@ -348,8 +349,8 @@ void ProgressReporter::draw(bool final_draw) {
   fraction = std::min(fraction, 1.0);
   if (tty_) {
     int filled = static_cast<int>(fraction * kBarWidth);
-    fmt::print(stderr, "\r{} [{:#<{}}{:.<{}}] {:5.1f}% {}/{} {} {:.0f} {}/s", label_, "",
-               filled, "", kBarWidth - filled, fraction * 100, done_, total_, unit_, rate, unit_);
+    fmt::print(stderr, "\r{} [{:#<{}}{:.<{}}] {:5.1f}% {}/{} {} {:.0f} {}/s", label_, "", filled,
+               "", kBarWidth - filled, fraction * 100, done_, total_, unit_, rate, unit_);
   } else {
     fmt::print(stderr, "vellum: {}: {}/{} {} ({:.1f}%), {:.0f} {}/s\n", label_, done_, total_,
                unit_, fraction * 100, rate, unit_);

@@ -5,14 +5,15 @@
 // outside the storage core, so it may use JSON (nlohmann) and the terminal.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "vellum/store.h"
 

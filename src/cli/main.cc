@@ -3,11 +3,11 @@
 // and the subcommand with CLI11, then runs the chosen subcommand on the
 // embedded store. Each subcommand lives in its own file (append.cc, ...);
 // exit codes are listed in src/cli/README.md.
-#include <fmt/format.h>
-
-#include <CLI/CLI.hpp>
 #include <exception>
 #include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "cli/cli_common.h"
 
@@ -28,8 +28,8 @@ int run(int argc, char** argv) {
       ->capture_default_str();
 
   std::vector<Command> commands = {
-      register_append(app, global), register_read(app, global),   register_read_all(app, global),
-      register_tail(app, global),   register_stat(app, global),   register_reindex(app, global),
+      register_append(app, global), register_read(app, global), register_read_all(app, global),
+      register_tail(app, global),   register_stat(app, global), register_reindex(app, global),
       register_verify(app, global),
   };
   try {

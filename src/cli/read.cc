@@ -33,7 +33,8 @@ int run_read(const GlobalOptions& global, const ReadOptions& options) {
   request.as_of_time_unix_ns = *as_of_time;
   uint64_t remaining = options.limit == 0 ? UINT64_MAX : options.limit;
   while (remaining > 0) {
-    request.max_count = static_cast<uint32_t>(std::min<uint64_t>(remaining, limits::kReadEventsMax));
+    request.max_count =
+        static_cast<uint32_t>(std::min<uint64_t>(remaining, limits::kReadEventsMax));
     Result<ReadStreamResult> page = (*store)->read_stream(options.stream, request);
     if (!page) return report_error(page.error());
     for (const RecordedEvent& event : page->events) print_json_line(event_to_json(event));

@@ -12,15 +12,14 @@ namespace {
 
 int run_reindex(const GlobalOptions& global) {
   ProgressReporter progress("reindex", "events");
-  Status status = Store::reindex(global.data_dir, store_options(global, false),
-                                 [&progress](uint64_t done, uint64_t total) {
-                                   progress.update(done, total);
-                                 });
+  Status status =
+      Store::reindex(global.data_dir, store_options(global, false),
+                     [&progress](uint64_t done, uint64_t total) { progress.update(done, total); });
   double seconds = progress.finish();
   if (!status) return report_error(status.error());
   double rate = seconds > 0 ? static_cast<double>(progress.done()) / seconds : 0;
-  fmt::print(stderr, "vellum: reindexed {} events in {:.2f} s ({:.0f} events/s)\n",
-             progress.done(), seconds, rate);
+  fmt::print(stderr, "vellum: reindexed {} events in {:.2f} s ({:.0f} events/s)\n", progress.done(),
+             seconds, rate);
   nlohmann::ordered_json out;
   out["events"] = progress.done();
   out["seconds"] = seconds;

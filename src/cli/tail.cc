@@ -4,15 +4,15 @@
 // Store::subscribe subscription that starts exactly where the printed part
 // ended, so no event is missed or repeated in between. SIGINT and SIGTERM
 // cancel the subscription and end the command with exit code 0.
-#include <fmt/format.h>
-#include <pthread.h>
-#include <signal.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <thread>
+
+#include <fmt/format.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include "base/limits.h"
 #include "cli/cli_common.h"
@@ -172,8 +172,8 @@ int follow(Store& store, const TailOptions& options, uint64_t from, SignalWatche
   watcher.watch(subscription->get());
   int code = kExitOk;
   for (;;) {
-    Result<SubscriptionBatch> batch = (*subscription)->next(kFollowBatchEventsMax,
-                                                            kFollowWaitTimeout);
+    Result<SubscriptionBatch> batch =
+        (*subscription)->next(kFollowBatchEventsMax, kFollowWaitTimeout);
     if (!batch) {
       bool by_signal = batch.error().code == ErrorCode::kCancelled && watcher.stopped();
       if (!by_signal) code = report_error(batch.error());

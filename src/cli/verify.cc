@@ -3,21 +3,22 @@
 // and reports what it checked and every problem found. Unlike opening the
 // store, it never truncates or repairs anything, so it is safe to run on a
 // store that is suspected to be damaged, before deciding what to do.
+#include "log/verify.h"
+
 #include <fmt/format.h>
 
 #include "base/sha256.h"
 #include "cli/cli_common.h"
 #include "io/file_system.h"
-#include "log/verify.h"
 
 namespace vellum::cli {
 namespace {
 
 int run_verify(const GlobalOptions& global) {
   ProgressReporter progress("verify", "bytes");
-  Result<log::VerifyReport> report = log::verify_log(
-      *io::default_file_system(), global.data_dir + "/log",
-      [&progress](uint64_t done, uint64_t total) { progress.update(done, total); });
+  Result<log::VerifyReport> report =
+      log::verify_log(*io::default_file_system(), global.data_dir + "/log",
+                      [&progress](uint64_t done, uint64_t total) { progress.update(done, total); });
   progress.finish();
   if (!report) return report_error(report.error());
   nlohmann::ordered_json out;

@@ -35,7 +35,11 @@ struct FileSystemFactory {
   std::function<std::unique_ptr<FileSystemFixture>()> make;
 };
 
-inline void PrintTo(const FileSystemFactory& factory, std::ostream* out) { *out << factory.name; }
+// GoogleTest finds the printer of a parameter by this exact name.
+inline void PrintTo(const FileSystemFactory& factory,  // NOLINT(readability-identifier-naming)
+                    std::ostream* out) {
+  *out << factory.name;
+}
 
 class FileSystemConformance : public ::testing::TestWithParam<FileSystemFactory> {
  protected:
@@ -265,38 +269,41 @@ TEST_P(FileSystemConformance, LockIsExclusiveUntilReleased) {
   EXPECT_TRUE(third.has_value()) << "released by destroying the lock object";
 }
 
+inline constexpr int kConcurrentChunks = 200;
+inline constexpr size_t kConcurrentChunkSize = 64;
+
+inline char chunk_byte(int chunk) { return static_cast<char>('a' + chunk % 26); }
+
+// Reads every chunk once; each byte must be the chunk's byte or, not yet
+// written (the size grew first), zero.
+inline void read_chunks_checking(File& file) {
+  std::string buffer(kConcurrentChunkSize, '\0');
+  for (int i = 0; i < kConcurrentChunks; i++) {
+    auto count = file.read_at(i * kConcurrentChunkSize, std::as_writable_bytes(std::span(buffer)));
+    ASSERT_TRUE(count.has_value());
+    const std::string_view seen(buffer.data(), *count);
+    ASSERT_EQ(seen.find_first_not_of(std::string{chunk_byte(i), '\0'}), std::string_view::npos);
+  }
+}
+
 // One writer appends while readers check that every byte they can see is
 // exactly what was written: the documented File thread-safety contract.
 TEST_P(FileSystemConformance, ReadersRunConcurrentlyWithOneWriter) {
   auto file = fs_->open(path("a"), OpenMode::kCreate);
   ASSERT_TRUE(file.has_value());
   File* handle = file->get();
-  constexpr int kChunks = 200;
-  constexpr size_t kChunkSize = 64;
-  std::thread writer([&] {
-    for (int i = 0; i < kChunks; i++) {
-      const std::string chunk(kChunkSize, static_cast<char>('a' + i % 26));
-      EXPECT_TRUE(handle->write_at(i * kChunkSize, bytes_of(chunk)).has_value());
+  std::thread writer([handle] {
+    for (int i = 0; i < kConcurrentChunks; i++) {
+      const std::string chunk(kConcurrentChunkSize, chunk_byte(i));
+      EXPECT_TRUE(handle->write_at(i * kConcurrentChunkSize, bytes_of(chunk)).has_value());
     }
   });
-  std::vector<std::thread> readers;
-  for (int r = 0; r < 2; r++) {
-    readers.emplace_back([&] {
-      std::string buffer(kChunkSize, '\0');
-      for (int i = 0; i < kChunks; i++) {
-        auto count = handle->read_at(i * kChunkSize, std::as_writable_bytes(std::span(buffer)));
-        ASSERT_TRUE(count.has_value());
-        for (size_t k = 0; k < *count; k++) {
-          const char expected = static_cast<char>('a' + i % 26);
-          // A byte not yet written reads as zero (size grew first) or is absent.
-          ASSERT_TRUE(buffer[k] == expected || buffer[k] == '\0');
-        }
-      }
-    });
-  }
+  std::thread reader1([handle] { read_chunks_checking(*handle); });
+  std::thread reader2([handle] { read_chunks_checking(*handle); });
   writer.join();
-  for (auto& reader : readers) reader.join();
-  EXPECT_EQ(*handle->size(), kChunks * kChunkSize);
+  reader1.join();
+  reader2.join();
+  EXPECT_EQ(*handle->size(), kConcurrentChunks * kConcurrentChunkSize);
 }
 
 }  // namespace vellum::io::conformance

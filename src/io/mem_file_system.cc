@@ -175,8 +175,9 @@ Result<std::unique_ptr<File>> MemFileSystem::open(const std::string& path, OpenM
     return std::unique_ptr<File>(std::make_unique<MemFile>(state_, std::move(node), true));
   }
   if (it == state_->files.end()) {
-    if (state_->is_dir(name))
+    if (state_->is_dir(name)) {
       return make_error(ErrorCode::kIoError, "open: is a directory: " + name);
+    }
     return make_error(ErrorCode::kNotFound, "open: no such file: " + name);
   }
   const bool writable = mode == OpenMode::kReadWrite;
@@ -186,10 +187,12 @@ Result<std::unique_ptr<File>> MemFileSystem::open(const std::string& path, OpenM
 Result<std::vector<std::string>> MemFileSystem::list(const std::string& path) {
   const std::string dir = normalize_path(path);
   std::lock_guard guard(state_->mutex);
-  if (state_->files.contains(dir))
+  if (state_->files.contains(dir)) {
     return make_error(ErrorCode::kIoError, "list: not a directory: " + dir);
-  if (!state_->is_dir(dir))
+  }
+  if (!state_->is_dir(dir)) {
     return make_error(ErrorCode::kNotFound, "list: no such directory: " + dir);
+  }
   std::set<std::string> names;
   for (const auto& [name, node] : state_->files) {
     if (path_is_inside(name, dir)) names.insert(child_name(name, dir));
@@ -228,8 +231,9 @@ Status MemFileSystem::remove(const std::string& path) {
   if (state_->files.erase(name) > 0) return ok_status();
   // Like unlink(2): directories are never removed, so code tested here does
   // not come to rely on something the posix implementation refuses.
-  if (state_->is_dir(name))
+  if (state_->is_dir(name)) {
     return make_error(ErrorCode::kIoError, "remove: is a directory: " + name);
+  }
   return make_error(ErrorCode::kNotFound, "remove: no such file: " + name);
 }
 
@@ -240,8 +244,9 @@ Status MemFileSystem::rename(const std::string& source, const std::string& targe
   auto it = state_->files.find(from);
   if (it != state_->files.end()) {
     if (from == to) return ok_status();
-    if (state_->is_dir(to))
+    if (state_->is_dir(to)) {
       return make_error(ErrorCode::kIoError, "rename: target is a directory: " + to);
+    }
     if (!state_->is_dir(parent_path(to))) {
       return make_error(ErrorCode::kNotFound, "rename: no such directory: " + parent_path(to));
     }
@@ -277,8 +282,9 @@ Status MemFileSystem::rename(const std::string& source, const std::string& targe
 Status MemFileSystem::sync_dir(const std::string& path) {
   const std::string dir = normalize_path(path);
   std::lock_guard guard(state_->mutex);
-  if (!state_->is_dir(dir))
+  if (!state_->is_dir(dir)) {
     return make_error(ErrorCode::kNotFound, "sync_dir: no such directory: " + dir);
+  }
   return ok_status();
 }
 
@@ -290,8 +296,9 @@ Result<std::unique_ptr<File>> MemFileSystem::lock(const std::string& path) {
   }
   auto it = state_->files.find(name);
   if (it == state_->files.end()) {
-    if (state_->is_dir(name))
+    if (state_->is_dir(name)) {
       return make_error(ErrorCode::kIoError, "lock: is a directory: " + name);
+    }
     if (!state_->is_dir(parent_path(name))) {
       return make_error(ErrorCode::kNotFound, "lock: no such directory: " + parent_path(name));
     }

@@ -10,6 +10,24 @@
 #include "store/store_impl.h"
 
 namespace vellum::store {
+EventRef to_event_ref(const log::EventView& event, uint64_t position, int64_t recorded) {
+  return EventRef{.id = event.id,
+                  .stream = event.stream,
+                  .revision = event.revision,
+                  .position = position,
+                  .type = event.type,
+                  .content_type = event.content_type,
+                  .data = event.data,
+                  .metadata = event.metadata,
+                  .correlation_id = event.correlation_id,
+                  .causation_id = event.causation_id,
+                  .subject = event.subject,
+                  .occurrence_time_unix_ns = event.occurrence_time_unix_ns,
+                  .recorded_time_unix_ns = recorded,
+                  .schema_version = event.schema_version,
+                  .key_id = event.key_id};
+}
+
 namespace {
 
 tl::unexpected<Error> invalid(std::string message) {
@@ -137,8 +155,12 @@ Result<std::optional<index::StreamState>> StoreImpl::visible_state(std::string_v
   return state;
 }
 
-Result<ReadStreamResult> StoreImpl::read_stream(std::string_view stream,
-                                                const ReadStreamOptions& options) {
+// Walks one stream in `options.direction`, calling `emit` for every visible
+// event until max_count events were emitted or `emit` returns false. Returns
+// the revision to continue from, or nullopt at the end.
+Result<std::optional<uint64_t>> StoreImpl::stream_pass(std::string_view stream,
+                                                       const ReadStreamOptions& options,
+                                                       const Emit& emit) {
   VL_RETURN_IF_ERROR(validate_count(options.max_count));
   VL_TRY(found, visible_state(stream));
   const index::StreamState& state = *found;
@@ -151,27 +173,32 @@ Result<ReadStreamResult> StoreImpl::read_stream(std::string_view stream,
   bool forward = options.direction == Direction::kForward;
   uint64_t revision =
       forward ? std::max(options.from_revision, lowest) : std::min(options.from_revision, last);
-  ReadStreamResult result;
+  bool in_range = forward ? revision <= last : revision >= lowest;
   RecordCache cache(*log_, *index_);
   int64_t now = clock_->now_unix_ns();
-  bool in_range = forward ? revision <= last : revision >= lowest && revision != kEnd;
-  while (in_range && result.events.size() < options.max_count) {
+  uint32_t emitted = 0;
+  bool stop = false;
+  while (in_range && !stop) {
     VL_TRY(chunks, index_->stream_chunks(state.stream_id, revision, options.direction,
-                                         options.max_count - result.events.size()));
-    if (chunks.empty()) break;
+                                         options.max_count - emitted));
     uint64_t revision_before = revision;
-    for (const index::StreamChunk& chunk : chunks) {
+    for (size_t c = 0; c < chunks.size() && in_range && !stop; c++) {
+      const index::StreamChunk& chunk = chunks[c];
       uint64_t chunk_last = chunk.first_revision + chunk.count - 1;
       VL_TRY(view, cache.at(chunk.location));
-      while (in_range && revision >= chunk.first_revision && revision <= chunk_last &&
-             result.events.size() < options.max_count) {
+      while (in_range && !stop && revision >= chunk.first_revision && revision <= chunk_last) {
         uint64_t offset = revision - chunk.first_revision;
         const log::EventView& event = view->events[chunk.first_event_index + offset];
         VL_ASSERT(event.revision == revision);  // pair assertion: index and log agree
         uint64_t position = chunk.first_position + offset;
         int64_t recorded = view->header.recorded_time_unix_ns;
-        if (position < limit && !hidden_by(state, revision, recorded, now)) {
-          result.events.push_back(log::to_recorded_event(event, position, recorded));
+        if (position >= limit) {
+          // Not yet published (or after the as-of point): forward, nothing
+          // later in the stream can be visible either.
+          if (forward) return std::optional<uint64_t>(revision);
+        } else if (!hidden_by(state, revision, recorded, now)) {
+          emitted++;
+          stop = !emit(event, position, recorded) || emitted >= options.max_count;
         }
         if (forward) {
           revision++;
@@ -181,7 +208,6 @@ Result<ReadStreamResult> StoreImpl::read_stream(std::string_view stream,
           revision--;
         }
       }
-      if (!in_range || result.events.size() >= options.max_count) break;
     }
     if (revision == revision_before && in_range) {
       return make_error(ErrorCode::kDataLoss, "the stream index of " + std::string(stream) +
@@ -189,8 +215,29 @@ Result<ReadStreamResult> StoreImpl::read_stream(std::string_view stream,
                                                   std::to_string(revision));
     }
   }
-  if (in_range) result.next_revision = revision;
+  return in_range ? std::optional<uint64_t>(revision) : std::nullopt;
+}
+
+Result<ReadStreamResult> StoreImpl::read_stream(std::string_view stream,
+                                                const ReadStreamOptions& options) {
+  ReadStreamResult result;
+  result.events.reserve(std::min<uint32_t>(options.max_count, 1024));
+  VL_TRY(next, stream_pass(stream, options, [&](const log::EventView& event, uint64_t position,
+                                                int64_t recorded) {
+           result.events.push_back(log::to_recorded_event(event, position, recorded));
+           return true;
+         }));
+  result.next_revision = next;
   return result;
+}
+
+Result<std::optional<uint64_t>> StoreImpl::visit_stream(std::string_view stream,
+                                                        const ReadStreamOptions& options,
+                                                        const EventVisitor& visitor) {
+  return stream_pass(stream, options,
+                     [&](const log::EventView& event, uint64_t position, int64_t recorded) {
+                       return visitor(to_event_ref(event, position, recorded));
+                     });
 }
 
 Result<RecordedEvent> StoreImpl::read_event(const Uuid& id) {
@@ -369,6 +416,32 @@ std::unique_ptr<PositionSource> choose_source(index::Index& index, const EventFi
 }  // namespace
 
 Result<StoreImpl::ScanResult> StoreImpl::scan_all(const ReadAllOptions& options) {
+  ScanResult result;
+  VL_TRY(scan, scan_pass(options, [&](const log::EventView& event, uint64_t position,
+                                      int64_t recorded) {
+           result.events.push_back(log::to_recorded_event(event, position, recorded));
+           return true;
+         }));
+  result.end_position = scan.end_position;
+  result.reached_end = scan.reached_end;
+  return result;
+}
+
+Result<std::optional<uint64_t>> StoreImpl::visit_all(const ReadAllOptions& options,
+                                                     const EventVisitor& visitor) {
+  VL_TRY(scan, scan_pass(options, [&](const log::EventView& event, uint64_t position,
+                                      int64_t recorded) {
+           return visitor(to_event_ref(event, position, recorded));
+         }));
+  if (scan.reached_end) return std::optional<uint64_t>();
+  return std::optional<uint64_t>(scan.end_position);
+}
+
+// Walks the global log from `options.from_position`, calling `emit` for each
+// matching, visible event until max_count were emitted, `emit` returns false
+// or the scan budget is spent. Reports where to continue.
+Result<StoreImpl::ScanResult> StoreImpl::scan_pass(const ReadAllOptions& options,
+                                                   const Emit& emit) {
   VL_RETURN_IF_ERROR(validate_count(options.max_count));
   if (options.filter.types.size() > 100) return invalid("at most 100 event types per filter");
   VL_TRY(limit, resolve_as_of(options.as_of_position, options.as_of_time_unix_ns));
@@ -381,13 +454,15 @@ Result<StoreImpl::ScanResult> StoreImpl::scan_all(const ReadAllOptions& options)
   auto source = choose_source(*index_, options.filter, from, limit, forward);
   RecordCache cache(*log_, *index_);
   uint64_t examined = 0;
+  uint32_t emitted = 0;
   std::optional<uint64_t> last_examined;
   bool stopped_early = false;
+  bool stop = false;
   for (;;) {
     VL_TRY(candidate, source->next());
     if (!candidate || (forward && *candidate >= limit)) break;
     if (!forward && *candidate >= limit) continue;
-    if (examined >= limits::kReadScanEventsMax || result.events.size() >= options.max_count) {
+    if (examined >= limits::kReadScanEventsMax || stop) {
       stopped_early = true;
       break;
     }
@@ -401,7 +476,8 @@ Result<StoreImpl::ScanResult> StoreImpl::scan_all(const ReadAllOptions& options)
     const log::EventView& event = view->events[*candidate - view->header.first_position];
     int64_t recorded = view->header.recorded_time_unix_ns;
     if (matches(options.filter, event) && event_visible(event.stream, event.revision, recorded)) {
-      result.events.push_back(log::to_recorded_event(event, *candidate, recorded));
+      emitted++;
+      stop = !emit(event, *candidate, recorded) || emitted >= options.max_count;
     }
   }
   bool more = stopped_early || source->truncated();

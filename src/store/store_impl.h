@@ -111,6 +111,11 @@ class StoreImpl final : public Store {
   Result<ReadStreamResult> read_stream(std::string_view stream,
                                        const ReadStreamOptions& options) override;
   Result<ReadAllResult> read_all(const ReadAllOptions& options) override;
+  Result<std::optional<uint64_t>> visit_stream(std::string_view stream,
+                                               const ReadStreamOptions& options,
+                                               const EventVisitor& visitor) override;
+  Result<std::optional<uint64_t>> visit_all(const ReadAllOptions& options,
+                                            const EventVisitor& visitor) override;
   Result<RecordedEvent> read_event(const Uuid& id) override;
   Result<uint64_t> position_at(int64_t time_unix_ns) override;
   Result<StreamInfo> stream_info(std::string_view stream) override;
@@ -171,7 +176,11 @@ class StoreImpl final : public Store {
   Status sync_for(const std::vector<CommitGroup>& groups);
   void commit_group(CommitGroup& group, const Status& synced);
 
-  // reads (reader.cc)
+  // reads (reader.cc). Emit receives each visible event; false stops the read.
+  using Emit = std::function<bool(const log::EventView&, uint64_t position, int64_t recorded)>;
+  Result<std::optional<uint64_t>> stream_pass(std::string_view stream,
+                                              const ReadStreamOptions& options, const Emit& emit);
+  Result<ScanResult> scan_pass(const ReadAllOptions& options, const Emit& emit);
   Result<std::optional<index::StreamState>> visible_state(std::string_view stream);
   bool event_visible(std::string_view stream, uint64_t revision, int64_t recorded_unix_ns);
   Result<uint64_t> resolve_as_of(std::optional<uint64_t> position, std::optional<int64_t> time);
@@ -227,6 +236,8 @@ class StoreImpl final : public Store {
   std::thread writer_;
   std::thread indexer_;
 };
+
+EventRef to_event_ref(const log::EventView& event, uint64_t position, int64_t recorded);
 
 // Validation of caller input (validate.cc).
 Status validate_stream_name(std::string_view stream, bool allow_reserved);

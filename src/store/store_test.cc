@@ -348,5 +348,33 @@ TEST_F(StoreTest, SubscriptionCatchesUpThenGoesLive) {
   EXPECT_EQ(batch->events[0].position, 2u);
 }
 
+TEST_F(StoreTest, VisitorsSeeWhatCopyingReadsSee) {
+  for (int i = 0; i < 30; i++) {
+    append("s-" + std::to_string(i % 3), {make_event(i % 2 ? "A" : "B", std::to_string(i))});
+  }
+  std::vector<RecordedEvent> visited;
+  auto next = store_->visit_all(ReadAllOptions{.max_count = 1000}, [&](const EventRef& event) {
+    visited.push_back(event.to_recorded());
+    return true;
+  });
+  ASSERT_TRUE(next.has_value());
+  EXPECT_FALSE(next->has_value());
+  EXPECT_EQ(visited, read_all(ReadAllOptions{.max_count = 1000}));
+  // Stopping early reports where to continue.
+  int seen = 0;
+  next = store_->visit_stream("s-1", ReadStreamOptions{}, [&](const EventRef&) {
+    return ++seen < 4;
+  });
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(seen, 4);
+  EXPECT_EQ(**next, 4u);
+  std::vector<RecordedEvent> stream_visited;
+  next = store_->visit_stream("s-1", ReadStreamOptions{}, [&](const EventRef& event) {
+    stream_visited.push_back(event.to_recorded());
+    return true;
+  });
+  EXPECT_EQ(stream_visited, read("s-1"));
+}
+
 }  // namespace
 }  // namespace vellum

@@ -261,8 +261,9 @@ Result<std::unique_ptr<io::File>> FaultyFileSystem::open(const std::string& path
     return std::unique_ptr<io::File>(std::make_unique<FaultyFile>(state_, node, name, true));
   }
   if (it == state_->files.end()) {
-    if (state_->is_dir(name))
+    if (state_->is_dir(name)) {
       return make_error(ErrorCode::kIoError, "open: is a directory: " + name);
+    }
     return make_error(ErrorCode::kNotFound, "open: no such file: " + name);
   }
   const bool writable = mode == io::OpenMode::kReadWrite;
@@ -273,10 +274,12 @@ Result<std::unique_ptr<io::File>> FaultyFileSystem::open(const std::string& path
 Result<std::vector<std::string>> FaultyFileSystem::list(const std::string& path) {
   const std::string dir = io::normalize_path(path);
   std::lock_guard guard(state_->mutex);
-  if (state_->files.contains(dir))
+  if (state_->files.contains(dir)) {
     return make_error(ErrorCode::kIoError, "list: not a directory: " + dir);
-  if (!state_->is_dir(dir))
+  }
+  if (!state_->is_dir(dir)) {
     return make_error(ErrorCode::kNotFound, "list: no such directory: " + dir);
+  }
   std::set<std::string> names;
   for (const auto& [name, node] : state_->files) {
     if (io::path_is_inside(name, dir)) names.insert(child_name(name, dir));
@@ -313,8 +316,9 @@ Status FaultyFileSystem::remove(const std::string& path) {
   std::lock_guard guard(state_->mutex);
   if (state_->files.erase(name) > 0) return ok_status();  // durable at sync_dir()
   // Like unlink(2) and the posix implementation: files only.
-  if (state_->is_dir(name))
+  if (state_->is_dir(name)) {
     return make_error(ErrorCode::kIoError, "remove: is a directory: " + name);
+  }
   return make_error(ErrorCode::kNotFound, "remove: no such file: " + name);
 }
 
@@ -331,8 +335,9 @@ Status FaultyFileSystem::rename(const std::string& source, const std::string& ta
     return make_error(ErrorCode::kNotFound, "rename: no such file: " + from);
   }
   if (from == to) return ok_status();
-  if (state_->is_dir(to))
+  if (state_->is_dir(to)) {
     return make_error(ErrorCode::kIoError, "rename: target is a directory: " + to);
+  }
   if (!state_->is_dir(io::parent_path(to))) {
     return make_error(ErrorCode::kNotFound, "rename: no such directory: " + io::parent_path(to));
   }
@@ -346,8 +351,9 @@ Status FaultyFileSystem::sync_dir(const std::string& path) {
   const std::string dir = io::normalize_path(path);
   std::lock_guard guard(state_->mutex);
   VL_RETURN_IF_ERROR(state_->count_op(FaultOp::kSync, "sync_dir " + dir));
-  if (!state_->is_dir(dir))
+  if (!state_->is_dir(dir)) {
     return make_error(ErrorCode::kNotFound, "sync_dir: no such directory: " + dir);
+  }
   // The durable entries of `dir` become exactly its current entries.
   std::erase_if(state_->durable_files,
                 [&](const auto& entry) { return io::parent_path(entry.first) == dir; });
@@ -367,8 +373,9 @@ Result<std::unique_ptr<io::File>> FaultyFileSystem::lock(const std::string& path
   }
   auto it = state_->files.find(name);
   if (it == state_->files.end()) {
-    if (state_->is_dir(name))
+    if (state_->is_dir(name)) {
       return make_error(ErrorCode::kIoError, "lock: is a directory: " + name);
+    }
     if (!state_->is_dir(io::parent_path(name))) {
       return make_error(ErrorCode::kNotFound, "lock: no such directory: " + io::parent_path(name));
     }

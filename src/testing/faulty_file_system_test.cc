@@ -351,23 +351,27 @@ TEST_F(FaultyFileSystemTest, DiskFullFailsWritesUntilCleared) {
   for (int i = 0; i < 10; i++) EXPECT_TRUE(file->write_at(0, bytes_of("q")).has_value());
 }
 
+// Writes 200 bytes one at a time, syncing the file every 10 and the
+// directory every 50: the last sync covers 191 bytes.
+void write_and_sync(FaultyFileSystem& fs, const std::string& name) {
+  auto file = fs.open(name, OpenMode::kCreate);
+  ASSERT_TRUE(file.has_value());
+  for (int i = 0; i < 200; i++) {
+    ASSERT_TRUE((*file)->write_at(i, bytes_of("x")).has_value());
+    if (i % 10 == 0) {
+      ASSERT_TRUE((*file)->sync().has_value());
+    }
+    if (i % 50 == 0) {
+      ASSERT_TRUE(fs.sync_dir("/d").has_value());
+    }
+  }
+}
+
 TEST_F(FaultyFileSystemTest, ConcurrentUseIsSafe) {
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; t++) {
-    threads.emplace_back([this, t] {
-      const std::string name = "/d/t" + std::to_string(t);
-      auto file = fs_.open(name, OpenMode::kCreate);
-      ASSERT_TRUE(file.has_value());
-      for (int i = 0; i < 200; i++) {
-        ASSERT_TRUE((*file)->write_at(i, bytes_of("x")).has_value());
-        if (i % 10 == 0) {
-          ASSERT_TRUE((*file)->sync().has_value());
-        }
-        if (i % 50 == 0) {
-          ASSERT_TRUE(fs_.sync_dir("/d").has_value());
-        }
-      }
-    });
+    threads.emplace_back([this, t] { write_and_sync(fs_, "/d/t" + std::to_string(t)); });
   }
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(fs_.write_count(), 800u);

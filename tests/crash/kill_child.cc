@@ -142,6 +142,7 @@ int main(int argc, char** argv) {
   emit("READY " + std::to_string((*store)->head_position()) + "\n");
   const uint64_t run = std::strtoull(argv[2], nullptr, 10);
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; t++) threads.emplace_back(appender, store->get(), run, t);
   for (auto& thread : threads) thread.join();  // never: the parent kills us
   return 0;

@@ -203,8 +203,9 @@ std::string check_batches_whole(Store& store, uint64_t from_position, uint64_t* 
       }
       auto& entry = batches[batch];
       entry.first = size;
-      if (!entry.second.insert(index).second)
+      if (!entry.second.insert(index).second) {
         return "batch " + std::to_string(batch) + " has a duplicate event";
+      }
       (*events_seen)++;
     }
     if (!read->next_position) break;
@@ -248,13 +249,17 @@ class KillTest : public ::testing::Test {
   }
   void TearDown() override {
     std::error_code ignored;
-    if (!dir_.empty())
+    if (!dir_.empty()) {
       std::filesystem::remove_all(std::filesystem::path(dir_).parent_path(), ignored);
+    }
   }
 
   // Opens the store in this process and checks `acks` plus batches from
-  // `from_position` on. Returns the head position.
-  uint64_t verify(const std::vector<Ack>& acks, uint64_t from_position, const std::string& when) {
+  // `from_position` on. Returns the head position. `events_seen` (optional)
+  // receives the number of events read_all returned, so the caller can tell
+  // that the batch check did not pass vacuously.
+  uint64_t verify(const std::vector<Ack>& acks, uint64_t from_position, const std::string& when,
+                  uint64_t* events_seen_out = nullptr) {
     auto store = Store::open(dir_, StoreOptions{});
     if (!store.has_value()) {
       ADD_FAILURE() << when << ": Store::open failed: " << store.error().message;
@@ -270,6 +275,7 @@ class KillTest : public ::testing::Test {
     uint64_t events_seen = 0;
     const std::string problem = check_batches_whole(**store, from_position, &events_seen);
     EXPECT_EQ(problem, "") << when;
+    if (events_seen_out != nullptr) *events_seen_out = events_seen;
     return (*store)->head_position();
   }
 
@@ -307,12 +313,17 @@ TEST_F(KillTest, AcknowledgedAppendsSurviveSigkill) {
     if (during_open && (lines.empty() || !lines.front().starts_with("READY"))) kills_during_open++;
     // Re-check a sample of older acknowledgements too: nothing may move.
     std::vector<Ack> to_check = acks;
-    for (int i = 0; i < 100 && !all_acks.empty(); i++)
+    for (int i = 0; i < 100 && !all_acks.empty(); i++) {
       to_check.push_back(all_acks[prng.uniform(all_acks.size())]);
+    }
     verified_head = verify(to_check, verified_head, when);
     all_acks.insert(all_acks.end(), acks.begin(), acks.end());
   }
-  verify(all_acks, 0, "at the end");
+  uint64_t events_seen = 0;
+  verify(all_acks, 0, "at the end", &events_seen);
+  uint64_t events_acked = 0;
+  for (const auto& ack : all_acks) events_acked += ack.count;
+  EXPECT_GE(events_seen, events_acked) << "read_all returned fewer events than were acknowledged";
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   std::printf("kills=%llu acknowledged appends=%zu events=%llu kills during open=%llu in %.1f s\n",
               static_cast<unsigned long long>(kills), all_acks.size(),

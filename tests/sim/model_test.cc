@@ -12,6 +12,9 @@
 // reads, and after the crash the one write in flight is either wholly there
 // or wholly absent.
 //
+// Reads go through read_stream/read_all and, on a coin flip, through the
+// zero-copy visit_stream/visit_all, which must answer exactly the same.
+//
 // Replay a failure with VL_SEED=<seed> (printed as "seed=N"); VL_SEEDS sets
 // how many seeds (1..N) a run covers and VL_STEPS the operations per seed.
 #include <algorithm>
@@ -43,10 +46,11 @@ constexpr const char* kDir = "/db";
 constexpr uint64_t kDefaultSeeds = 8;
 constexpr uint64_t kDefaultSteps = 2500;
 constexpr size_t kPagesMax = 5000;  // bound on every pagination loop
-const char* const kTypes[] = {"Created", "Updated", "Shipped", "Cancelled"};
-const char* const kSubjects[] = {"", "", "alice", "bob"};
-const char* const kStreams[] = {"order-1", "order-2", "order-10", "order-11", "user-1", "user-2",
-                                "user-3",  "cart-1",  "cart-2",   "cart-3",   "audit-1"};
+constexpr const char* kTypes[] = {"Created", "Updated", "Shipped", "Cancelled"};
+constexpr const char* kSubjects[] = {"", "", "alice", "bob"};
+constexpr const char* kStreams[] = {"order-1", "order-2", "order-10", "order-11",
+                                    "user-1",  "user-2",  "user-3",   "cart-1",
+                                    "cart-2",  "cart-3",  "audit-1"};
 
 uint64_t env_u64(const char* name, uint64_t fallback) {
   const char* text = std::getenv(name);
@@ -138,8 +142,9 @@ std::string describe(const Error& error) {
 std::string diff_event(const RecordedEvent& got, const ModelEvent& want) {
   std::ostringstream out;
   const EventData& d = want.data;
-  if (want.id && got.id != *want.id)
+  if (want.id && got.id != *want.id) {
     out << " id " << got.id.to_string() << "!=" << want.id->to_string();
+  }
   if (got.stream != want.stream) out << " stream " << got.stream << "!=" << want.stream;
   if (got.revision != want.revision) out << " revision " << got.revision << "!=" << want.revision;
   if (want.position && got.position != *want.position) {
@@ -147,8 +152,9 @@ std::string diff_event(const RecordedEvent& got, const ModelEvent& want) {
   }
   if (got.type != d.type) out << " type " << got.type << "!=" << d.type;
   if (got.content_type != d.content_type) out << " content_type";
-  if (got.data != d.data)
+  if (got.data != d.data) {
     out << " data (" << got.data.size() << " vs " << d.data.size() << " bytes)";
+  }
   if (got.metadata != d.metadata) out << " metadata";
   if (got.correlation_id != d.correlation_id) out << " correlation_id";
   if (got.causation_id != d.causation_id) out << " causation_id";
@@ -213,6 +219,10 @@ class Simulation {
   void check_read_stream_random();
   void check_read_all(const ReadAllOptions& options);
   void check_read_all_random();
+  // One page through read_stream/read_all or, on a coin flip, through the
+  // zero-copy visit_stream/visit_all, which must give the same answers.
+  Result<ReadStreamResult> stream_page(const std::string& name, const ReadStreamOptions& options);
+  Result<ReadAllResult> all_page(const ReadAllOptions& options);
   void check_read_event_random();
   void check_stream_info(const std::string& name);
   void verify_everything();
@@ -283,8 +293,10 @@ EventData Simulation::random_event(bool allow_nil_id) {
   if (prng_.chance(20)) e.correlation_id = "corr-" + std::to_string(prng_.uniform(1000));
   if (prng_.chance(20)) e.causation_id = "cause-" + std::to_string(prng_.uniform(1000));
   e.subject = kSubjects[prng_.uniform(std::size(kSubjects))];
-  if (prng_.chance(50))
-    e.occurrence_time_unix_ns = 1'700'000'000'000'000'000 + prng_.uniform(1u << 30);
+  if (prng_.chance(50)) {
+    e.occurrence_time_unix_ns =
+        1'700'000'000'000'000'000 + static_cast<int64_t>(prng_.uniform(1u << 30));
+  }
   e.schema_version = 1 + static_cast<uint32_t>(prng_.uniform(3));
   return e;
 }
@@ -360,7 +372,8 @@ void Simulation::step() {
   if (roll < 800) return check_read_event_random();
   if (roll < 840) return check_stream_info(pick_stream());
   if (roll < 990 && writer_failed_) return op_probe_failed_writer();
-  if (fault_armed_) return;  // only appends while a fault may fire: see reconcile_uncertain()
+  // Only appends while a fault may fire: see reconcile_uncertain().
+  if (fault_armed_) return;
   if (roll < 900) return op_set_metadata();
   if (roll < 930) return op_delete(false);
   if (roll < 945) return op_delete(true);
@@ -376,10 +389,12 @@ void Simulation::check_append_result(const std::string& name, const std::vector<
   const uint64_t first = static_cast<uint64_t>(s.last_revision() + 1);
   std::ostringstream out;
   if (result.stream != name) out << " stream=" << result.stream;
-  if (result.first_revision != first)
+  if (result.first_revision != first) {
     out << " first_revision=" << result.first_revision << " want " << first;
-  if (result.last_revision != first + events.size() - 1)
+  }
+  if (result.last_revision != first + events.size() - 1) {
     out << " last_revision=" << result.last_revision;
+  }
   if (result.last_position - result.first_position != events.size() - 1) out << " position range";
   if (result.idempotent_replay) out << " idempotent_replay=true";
   if (max_position_ && result.first_position <= *max_position_) {
@@ -411,11 +426,13 @@ void Simulation::record_append(const std::string& name, std::vector<EventData> e
 
 void Simulation::check_positions_dense(const std::vector<AppendResult>& results, uint64_t total) {
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  ranges.reserve(results.size());
   for (const auto& r : results) ranges.emplace_back(r.first_position, r.last_position);
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); i++) {
-    if (ranges[i].first != ranges[i - 1].second + 1)
+    if (ranges[i].first != ranges[i - 1].second + 1) {
       return fail("positions of one commit have a gap");
+    }
   }
   if (next_position_ && ranges.front().first != *next_position_) {
     fail("first position " + std::to_string(ranges.front().first) + ", expected " +
@@ -442,8 +459,9 @@ void Simulation::op_append() {
     if (s.tombstoned && error.code == ErrorCode::kStreamDeleted) return;
     if (verdict != Verdict::kPass && error.code == ErrorCode::kFailedPrecondition) {
       counts_["conflicts"]++;
-      if (!error.conflict || error.conflict->stream != name)
+      if (!error.conflict || error.conflict->stream != name) {
         fail("conflict without RevisionConflict for " + name);
+      }
       const int64_t actual = error.conflict ? error.conflict->actual_revision : -2;
       if (!s.soft_deleted && actual != s.last_revision()) {
         fail("conflict reports actual_revision " + std::to_string(actual) + ", model has " +
@@ -517,10 +535,12 @@ void Simulation::op_append_multi() {
     }
     return fail("append_multi failed: " + describe(result.error()));
   }
-  if (any_conflict || any_tombstoned)
+  if (any_conflict || any_tombstoned) {
     return fail("append_multi succeeded despite a conflict/tombstone");
-  if (result->size() != appends.size())
+  }
+  if (result->size() != appends.size()) {
     return fail("append_multi returned the wrong number of results");
+  }
   counts_["multi_appends"]++;
   uint64_t total = 0;
   for (size_t i = 0; i < appends.size(); i++) {
@@ -576,8 +596,9 @@ void Simulation::op_invalid_append() {
   if (kind == 2) events[0].type.clear();
   note("invalid append kind " + std::to_string(kind));
   auto result = store_->append(name, ExpectedRevision::any(), events);
-  if (result.has_value())
+  if (result.has_value()) {
     return fail("invalid append (kind " + std::to_string(kind) + ") succeeded");
+  }
   if (result.error().code != ErrorCode::kInvalidArgument && !writer_failed_) {
     fail("invalid append (kind " + std::to_string(kind) + ") failed with " +
          describe(result.error()));
@@ -589,8 +610,9 @@ void Simulation::op_probe_failed_writer() {
   note("append to " + name + " on a failed writer");
   std::vector<EventData> events{random_event(false)};
   auto result = store_->append(name, ExpectedRevision::any(), events);
-  if (result.has_value())
+  if (result.has_value()) {
     return fail("append succeeded after a failed fsync (must be kUnavailable)");
+  }
   if (result.error().code != ErrorCode::kUnavailable) {
     fail("append after a failed fsync returned " + describe(result.error()) +
          ", want kUnavailable");
@@ -720,7 +742,7 @@ void Simulation::check_read_stream(const std::string& name, Direction direction,
   options.max_count = max_count;
   std::vector<RecordedEvent> got;
   for (size_t page = 0; page < kPagesMax; page++) {
-    auto result = store_->read_stream(name, options);
+    auto result = stream_page(name, options);
     if (!result.has_value()) {
       const ErrorCode code = result.error().code;
       const bool expected_error =
@@ -732,8 +754,9 @@ void Simulation::check_read_stream(const std::string& name, Direction direction,
     }
     if (page == 0 && s.tombstoned) return fail(where + " succeeded on a tombstoned stream");
     if (page == 0 && s.soft_deleted) return fail(where + " succeeded on a soft-deleted stream");
-    if (page == 0 && s.events.empty() && !s.has_metadata)
+    if (page == 0 && s.events.empty() && !s.has_metadata) {
       return fail(where + " succeeded on a missing stream");
+    }
     if (result->events.size() > max_count) return fail(where + " returned more than max_count");
     if (page == 0 && result->events.size() != std::min<size_t>(max_count, want.size())) {
       return fail(where + " first page has " + std::to_string(result->events.size()) +
@@ -752,6 +775,29 @@ void Simulation::check_read_stream(const std::string& name, Direction direction,
                 std::to_string(want.size()));
   }
   for (size_t i = 0; i < got.size() && ok_; i++) check_event(got[i], *want[i], where);
+}
+
+Result<ReadStreamResult> Simulation::stream_page(const std::string& name,
+                                                 const ReadStreamOptions& options) {
+  if (prng_.chance(75)) return store_->read_stream(name, options);
+  ReadStreamResult page;
+  VL_TRY(next, store_->visit_stream(name, options, [&page](const EventRef& event) {
+    page.events.push_back(event.to_recorded());
+    return true;
+  }));
+  page.next_revision = next;
+  return page;
+}
+
+Result<ReadAllResult> Simulation::all_page(const ReadAllOptions& options) {
+  if (prng_.chance(75)) return store_->read_all(options);
+  ReadAllResult page;
+  VL_TRY(next, store_->visit_all(options, [&page](const EventRef& event) {
+    page.events.push_back(event.to_recorded());
+    return true;
+  }));
+  page.next_position = next;
+  return page;
 }
 
 void Simulation::check_read_stream_random() {
@@ -794,10 +840,11 @@ void Simulation::check_read_all(const ReadAllOptions& options) {
   ReadAllOptions page_options = options;
   std::vector<RecordedEvent> got;
   for (size_t page = 0; page < kPagesMax; page++) {
-    auto result = store_->read_all(page_options);
+    auto result = all_page(page_options);
     if (!result.has_value()) return fail(where + " failed: " + describe(result.error()));
-    if (result->events.size() > options.max_count)
+    if (result->events.size() > options.max_count) {
       return fail(where + " returned more than max_count");
+    }
     for (auto& event : result->events) got.push_back(std::move(event));
     if (!result->next_position) break;
     if (forward ? *result->next_position <= page_options.from_position
@@ -840,8 +887,9 @@ void Simulation::check_read_all_random() {
     }
     if (prng_.chance(30)) options.filter.category = category_of(pick_stream());
     if (prng_.chance(30)) options.filter.subject = prng_.chance(50) ? "alice" : "bob";
-    if (prng_.chance(25))
+    if (prng_.chance(25)) {
       options.filter.stream_prefix = prng_.chance(50) ? "order-1" : pick_stream();
+    }
   }
   note("read_all");
   check_read_all(options);
@@ -885,22 +933,26 @@ void Simulation::check_stream_info(const std::string& name) {
   if (s.events.empty()) {
     const bool not_found = !info.has_value() && info.error().code == ErrorCode::kNotFound;
     const bool empty = info.has_value() && info->last_revision == kNoRevision;
-    if (!(not_found || (s.has_metadata && empty)))
+    if (!(not_found || (s.has_metadata && empty))) {
       fail("stream_info of unwritten " + name + ": want kNotFound");
+    }
     return;
   }
   if (!info.has_value()) return fail("stream_info(" + name + ") failed: " + describe(info.error()));
   std::ostringstream out;
   if (info->name != name) out << " name=" << info->name;
-  if (info->last_revision != s.last_revision())
+  if (info->last_revision != s.last_revision()) {
     out << " last_revision=" << info->last_revision << " want " << s.last_revision();
+  }
   if (info->soft_deleted != s.soft_deleted) out << " soft_deleted=" << info->soft_deleted;
   if (info->tombstoned != s.tombstoned) out << " tombstoned=" << info->tombstoned;
   const auto& last = s.events.back().position;
-  if (last && info->last_position != *last)
+  if (last && info->last_position != *last) {
     out << " last_position=" << info->last_position << " want " << *last;
-  if (s.has_metadata && !s.ever_soft_deleted && !(info->metadata == s.metadata))
+  }
+  if (s.has_metadata && !s.ever_soft_deleted && !(info->metadata == s.metadata)) {
     out << " metadata differs";
+  }
   if (!out.str().empty()) fail("stream_info(" + name + "):" + out.str());
 }
 
