@@ -144,6 +144,11 @@ struct StoreStats {
   uint64_t log_size_bytes = 0;    // gauge
   uint64_t segments = 0;          // gauge
   uint64_t streams_cached = 0;    // gauge
+  // What recovery did on open: the index was found stale (ahead of the log or
+  // not chaining onto it) and rebuilt; bytes of a torn tail were cut (kept in
+  // `<segment>.torn-<offset>`).
+  bool index_rebuilt_on_open = false;
+  uint64_t torn_bytes_cut_on_open = 0;
 };
 
 // Store is the embedded event store.

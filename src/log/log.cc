@@ -263,9 +263,81 @@ Result<uint32_t> file_crc(io::File& file, uint64_t size) {
 
 // A bad frame at `offset` of the newest segment: a torn tail, cut off, if no
 // valid frame follows it; otherwise damage in the middle, kDataLoss.
-Status cut_torn_tail(io::File& file, const std::string& path, uint64_t offset, uint64_t size) {
+Result<std::string> read_bytes(io::File& file, uint64_t offset, uint64_t size) {
+  std::string bytes(size, '\0');
+  VL_TRY(n, file.read_at(offset, std::as_writable_bytes(std::span(bytes))));
+  bytes.resize(n);
+  return bytes;
+}
+
+// The payload length of a frame at `offset` that is whole in the file: its
+// header length if the trailer agrees, else a length that makes the frame end
+// exactly at `end` with an agreeing trailer (the header length itself may be
+// the damaged field). nullopt if no whole frame is there.
+Result<std::optional<uint32_t>> whole_frame_length(io::File& file, uint64_t offset, uint64_t end) {
+  std::vector<uint32_t> candidates;
+  VL_TRY(header, read_bytes(file, offset, kFrameHeaderSize));
+  if (auto length = peek_frame_length(header)) candidates.push_back(*length);
+  uint64_t span = end - offset;
+  for (uint64_t pad = 0; pad < kFrameAlignment; pad++) {
+    uint64_t raw = span - pad;
+    if (raw < kFrameHeaderSize + kFrameTrailerSize) continue;
+    uint64_t length = raw - kFrameHeaderSize - kFrameTrailerSize;
+    if (length <= kFramePayloadBytesMax && frame_size(length) == span) {
+      candidates.push_back(static_cast<uint32_t>(length));
+    }
+  }
+  for (uint32_t length : candidates) {
+    if (offset + frame_size(length) > end) continue;
+    VL_TRY(trailer, read_bytes(file, offset + kFrameHeaderSize + length, kFrameTrailerSize));
+    if (trailer.size() == kFrameTrailerSize && load_u32_le(trailer.data()) == length) {
+      return std::optional<uint32_t>(length);
+    }
+  }
+  return std::optional<uint32_t>();
+}
+
+// Whether a damaged frame at the tail bears the marks of a torn write (an
+// interrupted write, never acknowledged): the frame is not whole in the file,
+// its header is all zeros, or one of its 512-byte disk sectors is all zeros (a
+// sector that never reached the disk). A whole frame without such marks had
+// its bits changed after it was written: that may be acknowledged data, so it
+// is refused (kDataLoss), never truncated.
+Result<bool> looks_torn(io::File& file, uint64_t offset, uint64_t end) {
+  constexpr uint64_t kSectorBytes = 512;
+  if (end - offset < kFrameHeaderSize) return true;
+  VL_TRY(length, whole_frame_length(file, offset, end));
+  if (!length) return true;
+  VL_TRY(frame, read_bytes(file, offset, frame_size(*length)));
+  auto all_zero = [](std::string_view bytes) {
+    return bytes.find_first_not_of('\0') == std::string_view::npos;
+  };
+  if (all_zero(std::string_view(frame).substr(0, kFrameHeaderSize))) return true;
+  uint64_t first_sector = (offset + kSectorBytes - 1) / kSectorBytes * kSectorBytes;
+  for (uint64_t sector = first_sector; sector + kSectorBytes <= offset + frame.size();
+       sector += kSectorBytes) {
+    if (all_zero(std::string_view(frame).substr(sector - offset, kSectorBytes))) return true;
+  }
+  return false;
+}
+
+// A damaged frame at `offset` of the newest segment: a torn tail is cut (its
+// bytes kept beside the segment as `<segment>.torn-<offset>`, so nothing is
+// destroyed), but only if no valid frame follows and it looks torn; anything
+// else is damage to written data, kDataLoss.
+Status cut_torn_tail(io::FileSystem& fs, io::File& file, const std::string& path, uint64_t offset,
+                     uint64_t size) {
   VL_TRY(follows, valid_frame_follows(file, offset, size));
   if (follows) return data_loss(path, offset, "damaged record followed by valid records");
+  VL_TRY(torn, looks_torn(file, offset, size));
+  if (!torn) {
+    return data_loss(path, offset,
+                     "the last record is whole but its checksum does not match: it was "
+                     "changed after it was written (not a torn write); refusing to truncate "
+                     "possibly acknowledged data. Inspect with `vellum verify`");
+  }
+  VL_TRY(cut, read_bytes(file, offset, size - offset));
+  VL_RETURN_IF_ERROR(io::write_file_atomic(fs, path + ".torn-" + std::to_string(offset), cut));
   VL_RETURN_IF_ERROR(file.truncate(offset));
   return file.sync();
 }
@@ -330,7 +402,7 @@ Status Log::recover_active(Segment& segment) {
     uint64_t offset = scanner.offset();
     VL_TRY(frame, scanner.next());
     if (frame.status != FrameStatus::kOk) {
-      VL_RETURN_IF_ERROR(cut_torn_tail(*segment.file, segment.path, offset, size));
+      VL_RETURN_IF_ERROR(cut_torn_tail(fs_, *segment.file, segment.path, offset, size));
       recovered_.truncated_bytes = size - offset;
       size = offset;
       break;

@@ -222,6 +222,47 @@ TEST_F(LogTest, ExhaustiveBitFlipsInHeaderAndLastFrame) {
   EXPECT_EQ(header_data_loss, static_cast<int>(kSegmentHeaderSize * 8));
 }
 
+// A whole last record whose payload changed after it was written is not a
+// torn write: it may be acknowledged data, so open refuses instead of cutting.
+TEST_F(LogTest, WholeLastRecordWithBadChecksumIsDataLossNotTruncated) {
+  auto log = open_log();
+  auto written = append(*log, 3);
+  log.reset();
+  uint64_t last = written.back().location.offset;
+  std::string before = fs_.contents(segment_file(0)).value();
+  flip_bit(segment_file(0), last + kFrameHeaderSize + 20, 3);  // inside the payload
+  auto reopened = try_open();
+  ASSERT_FALSE(reopened.has_value());
+  EXPECT_EQ(reopened.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(reopened.error().message.find(std::to_string(last)), std::string::npos);
+  EXPECT_EQ(fs_.contents(segment_file(0)).value().size(), before.size());  // nothing cut
+}
+
+// A torn write (a sector of the last record never reached the disk, read back
+// as zeros) is cut, and the cut bytes are kept beside the segment.
+TEST_F(LogTest, TornLastRecordIsCutAndItsBytesKept) {
+  auto log = open_log();
+  append(*log, 2);
+  std::string big = make_payload(log->next_position(), 1, 99);
+  big.append(2000, 'x');  // not a valid commit any more, but the frame is whole
+  store_u32_le(big.data() + 48, 1);
+  auto location = log->add_commit(big);
+  ASSERT_TRUE(location.has_value());
+  ASSERT_TRUE(log->write_group(true).has_value());
+  log.reset();
+  std::string bytes = fs_.contents(segment_file(0)).value();
+  uint64_t sector = (location->offset + 511) / 512 * 512;
+  ASSERT_LE(sector + 512, bytes.size());
+  std::fill(bytes.begin() + static_cast<long>(sector),
+            bytes.begin() + static_cast<long>(sector) + 512, '\0');
+  fs_.set_contents(segment_file(0), bytes);
+  auto reopened = open_log();
+  EXPECT_EQ(reopened->recovered_tail().end.offset, location->offset);
+  auto kept = fs_.contents(segment_file(0) + ".torn-" + std::to_string(location->offset));
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(*kept, bytes.substr(location->offset));
+}
+
 TEST_F(LogTest, DamageInTheMiddleOfTheActiveSegmentIsDataLoss) {
   auto log = open_log();
   auto written = append(*log, 5);

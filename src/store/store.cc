@@ -117,7 +117,7 @@ Status StoreImpl::catch_up_index(const std::function<void(uint64_t, uint64_t)>& 
                   checkpoint.last_hash != tail.last_hash) ||
                  checkpoint.end > tail.end;
     if (stale) {
-      std::fprintf(stderr, "vellum: the index does not match the log; rebuilding it\n");
+      index_rebuilt_ = true;
       index_.reset();
       VL_RETURN_IF_ERROR(index::Index::destroy(index_dir(path_)));
       VL_RETURN_IF_ERROR(open_index());
@@ -190,6 +190,8 @@ StoreStats StoreImpl::stats() {
   stats.indexed_position = indexed_position_.load();
   stats.log_size_bytes = log_->size_bytes();
   stats.segments = log_->segment_count();
+  stats.index_rebuilt_on_open = index_rebuilt_;
+  stats.torn_bytes_cut_on_open = log_->recovered_tail().truncated_bytes;
   return stats;
 }
 

@@ -226,6 +226,7 @@ class StoreImpl final : public Store {
   std::condition_variable head_cv_;
   std::atomic<bool> closing_{false};
   std::atomic<bool> index_failed_{false};
+  bool index_rebuilt_ = false;  // set during open only
   std::shared_mutex restricted_mutex_;
   std::unordered_map<std::string, index::StreamState> restricted_;
   std::atomic<bool> any_restricted_{false};

@@ -3,6 +3,6 @@
 # against the freshly built binary. Included from tests/CMakeLists.txt.
 if(TARGET vellum)
   add_test(NAME cli_test
-    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.sh $<TARGET_FILE:vellum>)
+    COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cli_test.sh $<TARGET_FILE:vellum>)
   set_tests_properties(cli_test PROPERTIES LABELS integration TIMEOUT 120)
 endif()
