@@ -60,6 +60,7 @@ StoreImpl::~StoreImpl() {
     queue_space_cv_.notify_all();
     writer_.join();
   }
+  if (syncer_.joinable()) syncer_.join();
   if (indexer_.joinable()) indexer_.join();
   if (log_ && !log_->failed() && options_.durability != Durability::kNone) {
     (void)log_->sync();  // kBatch: make the last acknowledged appends durable
@@ -91,6 +92,7 @@ Status StoreImpl::open(const std::function<void(uint64_t, uint64_t)>& progress) 
                                          streams_->next_stream_id(), tail.last_recorded_unix_ns};
   indexed_position_.store(tail.next_position);
   writer_ = std::thread([this] { writer_loop(); });
+  syncer_ = std::thread([this] { syncer_loop(); });
   indexer_ = std::thread([this] { indexer_loop(); });
   return ok_status();
 }

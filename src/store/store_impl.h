@@ -7,10 +7,11 @@
 //                   against the StreamTable; build commit records; write
 //                   them with one pwrite; hand the group on, never waiting
 //                   for the disk
-//   committer       (indexer_loop) take every written group; one fdatasync
-//                   covering all of them (group commit); write their index
-//                   entries to RocksDB; publish the new visible head, wake
-//                   subscribers, and only then acknowledge the appends.
+//   syncer thread   take every written group; one fdatasync covering all of
+//                   them (group commit); hand them on. Runs fsyncs back to back.
+//   indexer thread  write the groups' index entries to RocksDB; publish the
+//                   new visible head, wake subscribers, and only then
+//                   acknowledge the appends (overlapping the next fsync).
 // Readers see only indexed events: everything they see is durable (per the
 // durability mode) and complete, and positions appear without gaps.
 #pragma once
@@ -32,6 +33,7 @@
 #include "index/index.h"
 #include "io/file_system.h"
 #include "log/log.h"
+#include "store/stage_queue.h"
 #include "store/stream_table.h"
 
 namespace vellum::store {
@@ -155,6 +157,7 @@ class StoreImpl final : public Store {
   // append path (writer.cc)
   Result<std::vector<AppendResult>> submit(std::vector<EncodedPart> parts);
   void writer_loop();
+  void syncer_loop();
   void indexer_loop();
   void process_request(const std::shared_ptr<AppendRequest>& request, CommitGroup& group);
   Result<std::vector<AppendResult>> check_and_build(AppendRequest& request, CommitGroup& group);
@@ -203,16 +206,19 @@ class StoreImpl final : public Store {
   std::deque<std::shared_ptr<AppendRequest>> queue_;
   bool stopping_ = false;  // under queue_mutex_
 
-  // Writer -> indexer.
-  std::mutex index_mutex_;
-  std::condition_variable index_cv_;
-  std::deque<CommitGroup> index_queue_;
-  bool index_stopping_ = false;  // under index_mutex_
-  static constexpr size_t kIndexQueueGroupsMax = 4;
+  // Writer -> syncer -> indexer. Each stage takes everything queued at once.
+  static constexpr size_t kStageQueueGroupsMax = 64;
+  StageQueue<CommitGroup> sync_queue_{kStageQueueGroupsMax};
+  // A synced group and the outcome of its fsync.
+  struct SyncedGroup {
+    CommitGroup group;
+    Status synced = ok_status();
+  };
+  StageQueue<SyncedGroup> index_queue_{kStageQueueGroupsMax};
 
   // Writer-owned state.
   int64_t last_recorded_unix_ns_ = 0;
-  // Committer-owned state.
+  // Syncer-owned state.
   int64_t last_sync_ns_ = 0;
   bool unsynced_ = false;
   log::RecordLocation synced_through_;
@@ -235,6 +241,7 @@ class StoreImpl final : public Store {
   std::atomic<uint64_t> stat_appends_{0}, stat_events_{0}, stat_fsyncs_{0}, stat_groups_{0};
 
   std::thread writer_;
+  std::thread syncer_;
   std::thread indexer_;
 };
 

@@ -157,19 +157,10 @@ void StoreImpl::writer_loop() {
       group.touched.emplace_back(std::move(name), std::move(state));
     }
     group.checkpoint = writer_checkpoint_;
-    {
-      std::unique_lock lock(index_mutex_);
-      index_cv_.wait(lock, [&] { return index_queue_.size() < kIndexQueueGroupsMax; });
-      index_queue_.push_back(std::move(group));
-    }
-    index_cv_.notify_all();
+    sync_queue_.push(std::move(group));
     streams_->evict_indexed(indexed_position_.load());
   }
-  {
-    std::lock_guard lock(index_mutex_);
-    index_stopping_ = true;
-  }
-  index_cv_.notify_all();
+  sync_queue_.close();
 }
 
 void StoreImpl::process_request(const std::shared_ptr<AppendRequest>& request, CommitGroup& group) {
@@ -455,30 +446,29 @@ void StoreImpl::fail_group(CommitGroup& group, const Error& error) {
   }
 }
 
-// ---- The committer thread ----
+// ---- The syncer and indexer threads ----
 
-// Takes every written group, makes them durable with one fdatasync (in the
-// kFsync mode), indexes them, publishes the new head and acknowledges them.
+// Takes every written group and makes them durable with one fdatasync (kFsync)
+// before handing them to the indexer. kBatch hands them on at once and syncs
+// every batch_interval_ms.
+void StoreImpl::syncer_loop() {
+  for (;;) {
+    std::optional<std::chrono::milliseconds> timeout;
+    if (unsynced_) timeout = std::chrono::milliseconds(options_.batch_interval_ms);
+    auto groups = sync_queue_.take_all(timeout);
+    if (!groups) break;
+    auto synced = sync_for(*groups);
+    for (auto& group : *groups) index_queue_.push(SyncedGroup{std::move(group), synced});
+  }
+  index_queue_.close();
+}
+
+// Indexes synced groups, publishes the new head and acknowledges the appends.
 void StoreImpl::indexer_loop() {
   for (;;) {
-    std::vector<CommitGroup> groups;
-    {
-      std::unique_lock lock(index_mutex_);
-      auto wake = [&] { return index_stopping_ || !index_queue_.empty(); };
-      if (unsynced_) {
-        index_cv_.wait_for(lock, std::chrono::milliseconds(options_.batch_interval_ms), wake);
-      } else {
-        index_cv_.wait(lock, wake);
-      }
-      if (index_queue_.empty() && index_stopping_) break;
-      while (!index_queue_.empty()) {
-        groups.push_back(std::move(index_queue_.front()));
-        index_queue_.pop_front();
-      }
-    }
-    index_cv_.notify_all();
-    auto synced = sync_for(groups);
-    for (auto& group : groups) commit_group(group, synced);
+    auto groups = index_queue_.take_all(std::nullopt);
+    if (!groups) break;
+    for (auto& synced : *groups) commit_group(synced.group, synced.synced);
   }
 }
 
