@@ -141,7 +141,8 @@ def goals_table(engine, peers):
             met = "yes" if value <= -threshold else "**no**"
         else:
             met = "yes" if value >= threshold else "**no**"
-        shown = fmt(value, "×") if (value is not None and value < 100) else fmt(value)
+        unit = " s" if "seconds" in name else "×"
+        shown = fmt(value, unit) if (value is not None and value < 100) else fmt(value)
         lines.append(f"| {name} | {target} | {shown} | {met} |")
     return lines
 

@@ -134,7 +134,7 @@ TEST(GoldenV1, GeneratorReproducesTheFile) {
 TEST(GoldenV1, LogWritesTheSameFrames) {
   io::MemFileSystem fs;
   SimClock clock;
-  auto log = Log::open(fs, "/log", LogOptions{}, clock).value();
+  auto log = Log::open(fs, "/log", LogOptions{uint64_t{256} << 20, true, 0}, clock).value();
   for (const auto& events : golden_commits()) {
     clock.advance_ns(kMs);
     auto count = static_cast<uint32_t>(events.size());

@@ -229,20 +229,40 @@ Status Log::recover_sealed(Segment& segment, uint64_t expected_first_position) {
   return ok_status();
 }
 
+namespace {}  // namespace
+
+Result<bool> all_zero(io::File& file, uint64_t from, uint64_t end) {
+  std::string chunk;
+  for (uint64_t offset = from; offset < end; offset += kScanBufferBytes) {
+    chunk.resize(std::min<uint64_t>(kScanBufferBytes, end - offset));
+    VL_TRY(n, file.read_at(offset, std::as_writable_bytes(std::span(chunk))));
+    if (n < chunk.size()) return false;
+    if (chunk.find_first_not_of('\0') != std::string::npos) return false;
+  }
+  return true;
+}
+
 namespace {
 
-// True if a valid frame starts at any aligned offset in [from, end): then the
-// damage at `from` is not a torn tail but corruption in the middle.
+// True if a valid frame starts at any aligned offset in (from, end): then the
+// damage at `from` is not a torn tail but corruption in the middle. Reads the
+// region in large chunks: after a crash it may be megabytes of zeros.
 Result<bool> valid_frame_follows(io::File& file, uint64_t from, uint64_t end) {
-  for (uint64_t offset = from + kFrameAlignment; offset + kFrameHeaderSize <= end;
-       offset += kFrameAlignment) {
-    std::string header(kFrameHeaderSize, '\0');
-    VL_RETURN_IF_ERROR(file.read_at(offset, std::as_writable_bytes(std::span(header))));
-    auto length = peek_frame_length(header);
-    if (!length || *length == 0 || offset + frame_size(*length) > end) continue;
-    std::string frame_bytes(frame_size(*length), '\0');
-    VL_RETURN_IF_ERROR(file.read_at(offset, std::as_writable_bytes(std::span(frame_bytes))));
-    if (decode_frame(frame_bytes).status == FrameStatus::kOk) return true;
+  std::string chunk;
+  for (uint64_t base = from + kFrameAlignment; base + kFrameHeaderSize <= end;
+       base += kScanBufferBytes) {
+    chunk.resize(std::min<uint64_t>(kScanBufferBytes + kFrameHeaderSize, end - base));
+    VL_TRY(n, file.read_at(base, std::as_writable_bytes(std::span(chunk))));
+    chunk.resize(n);
+    for (uint64_t at = 0; at < kScanBufferBytes && at + kFrameHeaderSize <= chunk.size();
+         at += kFrameAlignment) {
+      auto length = peek_frame_length(std::string_view(chunk).substr(at, kFrameHeaderSize));
+      if (!length || *length == 0 || base + at + frame_size(*length) > end) continue;
+      std::string frame_bytes(frame_size(*length), '\0');
+      auto target = std::as_writable_bytes(std::span(frame_bytes));
+      VL_RETURN_IF_ERROR(file.read_at(base + at, target));
+      if (decode_frame(frame_bytes).status == FrameStatus::kOk) return true;
+    }
   }
   return false;
 }
@@ -402,8 +422,13 @@ Status Log::recover_active(Segment& segment) {
     uint64_t offset = scanner.offset();
     VL_TRY(frame, scanner.next());
     if (frame.status != FrameStatus::kOk) {
-      VL_RETURN_IF_ERROR(cut_torn_tail(fs_, *segment.file, segment.path, offset, size));
-      recovered_.truncated_bytes = size - offset;
+      // Zeros to the end are the clean end of the data (preallocated space).
+      VL_TRY(clean_end, all_zero(*segment.file, offset, size));
+      if (!clean_end) {
+        VL_RETURN_IF_ERROR(cut_torn_tail(fs_, *segment.file, segment.path, offset, size));
+        recovered_.truncated_bytes = size - offset;
+      }
+      preallocated_end_ = clean_end ? size : offset;
       size = offset;
       break;
     }
@@ -461,6 +486,7 @@ Status Log::create_segment(uint64_t index, uint64_t first_position) {
     segments_[index] = segment;
   }
   active_ = segment;
+  preallocated_end_ = kSegmentHeaderSize;
   active_records_ = 0;
   active_crc_ = crc32c::value(bytes);
   pending_offset_ = kSegmentHeaderSize;
@@ -494,8 +520,29 @@ Result<RecordLocation> Log::add_commit(std::string& payload) {
   return location;
 }
 
+// Extends the active segment with zeros ahead of the writes. An fdatasync
+// after overwriting allocated blocks flushes only data; one after appending
+// must also commit the file's new size and extents to the journal. So the
+// writer zero-fills kPreallocateBytes ahead (recovery treats an all-zero tail
+// as the clean end of the data).
+Status Log::preallocate(uint64_t end) {
+  if (options_.preallocate_bytes == 0 || end <= preallocated_end_) return ok_status();
+  uint64_t target = std::max(end, preallocated_end_) + options_.preallocate_bytes;
+  target = std::min(target, std::max(end, options_.segment_size_bytes));
+  if (target <= preallocated_end_) return ok_status();
+  uint64_t from = std::max(preallocated_end_, end);
+  if (target > from) {
+    std::string zeros(target - from, '\0');
+    auto status = active_->file->write_at(from, as_bytes(zeros));
+    if (!status) return fail(status.error());
+  }
+  preallocated_end_ = target;
+  return ok_status();
+}
+
 Status Log::write_pending() {
   if (pending_.empty()) return ok_status();
+  VL_RETURN_IF_ERROR(preallocate(pending_offset_ + pending_.size()));
   auto status = active_->file->write_at(pending_offset_, as_bytes(pending_));
   if (!status) return fail(status.error());
   active_crc_ = crc32c::extend(active_crc_, pending_.data(), pending_.size());
@@ -550,6 +597,9 @@ Status Log::roll_segment() {
   seal.segment_crc = active_crc_;
   append_frame(pending_, FrameType::kSeal, encode_seal(seal));
   VL_RETURN_IF_ERROR(write_pending());
+  // A sealed segment ends with its seal frame: drop the zeros beyond it.
+  auto truncated = active_->file->truncate(pending_offset_);
+  if (!truncated) return fail(truncated.error());
   auto synced = active_->file->sync();
   if (!synced) return fail(synced.error());
   active_->sealed = true;

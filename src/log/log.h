@@ -33,6 +33,8 @@ struct RecordLocation {
 struct LogOptions {
   uint64_t segment_size_bytes = uint64_t{256} << 20;
   bool create_if_missing = true;
+  // Zero-fill this far ahead of the writes (see Log::preallocate). 0 = off.
+  uint64_t preallocate_bytes = uint64_t{4} << 20;
 };
 
 // What recovery found at the end of the log.
@@ -43,6 +45,14 @@ struct LogTail {
   int64_t last_recorded_unix_ns = 0;
   uint64_t truncated_bytes = 0;  // torn tail removed by recovery
 };
+
+// True if the bytes of `file` in [from, end) are all zero (or the file is
+// shorter): the clean end of a zero-filled segment.
+Result<bool> all_zero(io::File& file, uint64_t from, uint64_t end);
+
+// True if the bytes of `file` in [from, end) are all zero (or the file is
+// shorter): the clean end of a zero-filled segment.
+Result<bool> all_zero(io::File& file, uint64_t from, uint64_t end);
 
 // Called by scan() for each commit frame, with its location and payload.
 using CommitVisitor = std::function<Status(RecordLocation, std::string_view payload)>;
@@ -106,6 +116,7 @@ class Log {
   Status create_segment(uint64_t index, uint64_t first_position);
   Status roll_segment();
   Status write_pending();
+  Status preallocate(uint64_t end);
   Status fail(Error error);
   std::shared_ptr<Segment> find_segment(uint64_t index);
   std::string segment_path(uint64_t index) const;
@@ -123,6 +134,7 @@ class Log {
   std::shared_ptr<Segment> active_;
   std::string pending_;          // frames buffered for the next write
   uint64_t pending_offset_ = 0;  // file offset where pending_ starts
+  uint64_t preallocated_end_ = 0;  // the active segment is zero-filled up to here
   uint64_t active_records_ = 0;  // commit frames in the active segment
   uint32_t active_crc_ = 0;      // crc32c of the active segment's bytes so far
   uint64_t next_position_ = 0;

@@ -56,12 +56,12 @@ struct Written {
 class LogTest : public ::testing::Test {
  protected:
   std::unique_ptr<Log> open_log(uint64_t segment_size = uint64_t{1} << 20) {
-    auto log = Log::open(fs_, kDir, LogOptions{segment_size, true}, clock_);
+    auto log = Log::open(fs_, kDir, LogOptions{segment_size, true, 0}, clock_);
     EXPECT_TRUE(log.has_value()) << log.error().message;
     return log ? std::move(*log) : nullptr;
   }
   Result<std::unique_ptr<Log>> try_open(uint64_t segment_size = uint64_t{1} << 20) {
-    return Log::open(fs_, kDir, LogOptions{segment_size, true}, clock_);
+    return Log::open(fs_, kDir, LogOptions{segment_size, true, 0}, clock_);
   }
 
   // Appends `count` commits, each written and synced as its own group.
@@ -261,6 +261,41 @@ TEST_F(LogTest, TornLastRecordIsCutAndItsBytesKept) {
   auto kept = fs_.contents(segment_file(0) + ".torn-" + std::to_string(location->offset));
   ASSERT_TRUE(kept.has_value());
   EXPECT_EQ(*kept, bytes.substr(location->offset));
+}
+
+// With preallocation the active segment ends in zeros: recovery treats them as
+// the clean end of the data (no torn bytes, nothing kept), a torn record in
+// the zero-filled space is still cut, and a sealed segment ends at its seal.
+TEST_F(LogTest, PreallocatedZerosAreTheCleanEndOfTheData) {
+  LogOptions options{8192, true, 4096};
+  auto log = Log::open(fs_, kDir, options, clock_).value();
+  std::vector<Written> written = append(*log, 3);
+  EXPECT_GT(fs_.contents(segment_file(0)).value().size(), written.back().location.offset + 64);
+  log.reset();
+  log = Log::open(fs_, kDir, options, clock_).value();
+  EXPECT_EQ(log->recovered_tail().truncated_bytes, 0u);
+  EXPECT_EQ(log->recovered_tail().next_position, end_position(written));
+  expect_readable(*log, written);
+  // A record torn inside the zero-filled space: its first bytes landed.
+  std::string payload = make_payload(log->next_position(), 2, 77);
+  auto location = log->add_commit(payload).value();
+  ASSERT_TRUE(log->write_group(true).has_value());
+  log.reset();
+  std::string bytes = fs_.contents(segment_file(0)).value();
+  uint64_t cut = location.offset + 24;
+  std::fill(bytes.begin() + static_cast<long>(cut), bytes.end(), '\0');
+  fs_.set_contents(segment_file(0), bytes);
+  log = Log::open(fs_, kDir, options, clock_).value();
+  EXPECT_EQ(log->recovered_tail().end.offset, location.offset);
+  EXPECT_GT(log->recovered_tail().truncated_bytes, 0u);
+  expect_readable(*log, written);
+  // Rolling seals segment 0 at its seal frame: no zeros after it.
+  append(*log, 40);
+  ASSERT_GT(log->segment_count(), 1u);
+  std::string sealed = fs_.contents(segment_file(0)).value();
+  DecodedFrame seal = decode_frame(std::string_view(sealed).substr(sealed.size() - 88));
+  EXPECT_EQ(seal.status, FrameStatus::kOk);
+  EXPECT_EQ(seal.type, FrameType::kSeal);
 }
 
 TEST_F(LogTest, DamageInTheMiddleOfTheActiveSegmentIsDataLoss) {

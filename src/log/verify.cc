@@ -14,6 +14,7 @@
 #include "base/assert.h"
 #include "base/crc32c.h"
 #include "log/commit_record.h"
+#include "log/log.h"
 #include "log/record_format.h"
 
 namespace vellum::log {
@@ -223,6 +224,8 @@ Status Verifier::report_bad_frame(Scan& scan, uint64_t offset, const char* what)
     problem(scan.path, offset, what);
     return ok_status();
   }
+  VL_TRY(clean_end, all_zero(*scan.file, offset, scan.size));
+  if (clean_end) return ok_status();  // zero-filled space after the data: not damage
   for (uint64_t at = offset + kFrameAlignment; at + kFrameHeaderSize <= scan.size;
        at += kFrameAlignment) {
     VL_TRY(head, read_range(*scan.file, at, kFrameHeaderSize));

@@ -39,7 +39,7 @@ class VerifyTest : public ::testing::Test {
  protected:
   // Writes `count` commits of 1-3 events through Log, rolling 4 KiB segments.
   void write_log(int count) {
-    auto log = Log::open(fs_, kDir, LogOptions{kSegmentBytes, true}, clock_).value();
+    auto log = Log::open(fs_, kDir, LogOptions{kSegmentBytes, true, 0}, clock_).value();
     for (int i = 0; i < count; i++) {
       uint32_t events = 1 + i % 3;
       std::string payload =
