@@ -38,6 +38,7 @@ struct Config {
   double seconds = 5;
   uint64_t events = 0;  // read-stream: stream length; recover: store size
   std::string durability = "fsync";
+  int64_t preallocate_bytes = -1;  // -1: the store's default
 };
 
 vellum::Durability parse_durability(const std::string& name) {
@@ -50,6 +51,9 @@ std::unique_ptr<vellum::Store> open_store(const Config& config, bool fresh) {
   if (fresh) std::filesystem::remove_all(config.dir);
   vellum::StoreOptions options;
   options.durability = parse_durability(config.durability);
+  if (config.preallocate_bytes >= 0) {
+    options.preallocate_bytes = static_cast<uint64_t>(config.preallocate_bytes);
+  }
   auto store = vellum::Store::open(config.dir, options);
   if (!store) {
     std::fprintf(stderr, "vellum-bench: open %s: %s\n", config.dir.c_str(),
@@ -299,6 +303,7 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", config.seconds, "duration of timed scenarios");
   app.add_option("--events", config.events, "stream length / store size");
   app.add_option("--durability", config.durability, "fsync | batch | none");
+  app.add_option("--preallocate-bytes", config.preallocate_bytes, "zero-fill ahead (-1: default)");
   CLI11_PARSE(app, argc, argv);
   if (config.scenario == "append") {
     run_append(config);

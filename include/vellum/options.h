@@ -31,6 +31,9 @@ struct StoreOptions {
   uint32_t batch_interval_ms = 10;
   // A segment is sealed and a new one started once it reaches this size.
   uint64_t segment_size_bytes = uint64_t{256} << 20;
+  // The newest segment is zero-filled this far ahead of the writes, so that
+  // fdatasync flushes data only (no size change to journal). 0 = off.
+  uint64_t preallocate_bytes = uint64_t{1} << 20;
   // Create the data directory and an empty log if there is none.
   bool create_if_missing = true;
   // Client-chosen event ids are remembered in memory for this many of the most

@@ -34,7 +34,7 @@ struct LogOptions {
   uint64_t segment_size_bytes = uint64_t{256} << 20;
   bool create_if_missing = true;
   // Zero-fill this far ahead of the writes (see Log::preallocate). 0 = off.
-  uint64_t preallocate_bytes = uint64_t{4} << 20;
+  uint64_t preallocate_bytes = uint64_t{1} << 20;
 };
 
 // What recovery found at the end of the log.

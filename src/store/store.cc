@@ -80,7 +80,7 @@ Status StoreImpl::open(const std::function<void(uint64_t, uint64_t)>& progress) 
   }
   VL_TRY(lock, fs_->lock(path_ + "/LOCK"));
   lock_ = std::move(lock);
-  log::LogOptions log_options{options_.segment_size_bytes, true};
+  log::LogOptions log_options{options_.segment_size_bytes, true, options_.preallocate_bytes};
   VL_TRY(log, log::Log::open(*fs_, log_dir(path_), log_options, *clock_));
   log_ = std::move(log);
   VL_RETURN_IF_ERROR(open_index());

@@ -124,7 +124,7 @@ Result<std::vector<AppendResult>> StoreImpl::submit(std::vector<EncodedPart> par
 // ---- The writer thread ----
 
 // Takes every queued append, checks and encodes them into commit records and
-// writes them with one pwrite. It never waits for the disk: the committer
+// writes them with one pwrite. It never waits for the disk: the syncer
 // thread fsyncs everything written so far while the writer goes on, so each
 // fdatasync covers all appends that arrived during the previous one.
 void StoreImpl::writer_loop() {
