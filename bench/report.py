@@ -10,6 +10,7 @@ the disk measured in the same run, checked against the goals of issue #2.
 import argparse
 import datetime
 import json
+import os
 import platform
 import sys
 
@@ -77,12 +78,14 @@ def engine_table(engine):
 
 
 def peers_table(peers):
-    lines = ["| system | scenario | writers | batch | events/s | p50 µs | p99 µs |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| system | scenario | writers | batch | dist / size | events/s | p50 µs | p99 µs |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in peers:
+        detail = f"{r['stream_events']} events" if "stream_events" in r else \
+            ("zipf" if r.get("zipf") else "uniform")
         lines.append(f"| {r.get('system')} | {r['scenario']} | {r.get('writers', '')} "
-                     f"| {r.get('batch', '')} | {fmt(r['events_per_sec'])} | {fmt(r['p50_us'])} "
-                     f"| {fmt(r['p99_us'])} |")
+                     f"| {r.get('batch', '')} | {detail} | {fmt(r['events_per_sec'])} "
+                     f"| {fmt(r['p50_us'])} | {fmt(r['p99_us'])} |")
     return lines
 
 
@@ -178,6 +181,9 @@ def write(engine_path, peers_path, out_path):
         "whole-stream read; read-all per page. See bench/peers/README.md for the peers' settings.",
         "",
     ]
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
+    if os.path.exists(notes):
+        text += [open(notes).read()]
     with open(out_path, "w") as f:
         f.write("\n".join(text))
 
