@@ -268,8 +268,8 @@ void run_read_all(const Config& config) {
     }
     double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     if (total != count) std::exit(5);
-    print_result(config, copy ? "read-all-copy" : "read-all", total, seconds,
-                 std::move(latencies), ",\"latency_of\":\"page of 10000\"");
+    print_result(config, copy ? "read-all-copy" : "read-all", total, seconds, std::move(latencies),
+                 ",\"latency_of\":\"page of 10000\"");
   }
 }
 

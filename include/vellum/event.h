@@ -110,12 +110,20 @@ struct EventRef {
   uint32_t key_id = 0;
 
   RecordedEvent to_recorded() const {
-    return RecordedEvent{id,           std::string(stream),         revision,
-                         position,     std::string(type),           std::string(content_type),
-                         std::string(data),                         std::string(metadata),
-                         std::string(correlation_id),               std::string(causation_id),
-                         std::string(subject),                      occurrence_time_unix_ns,
-                         recorded_time_unix_ns,                     schema_version,
+    return RecordedEvent{id,
+                         std::string(stream),
+                         revision,
+                         position,
+                         std::string(type),
+                         std::string(content_type),
+                         std::string(data),
+                         std::string(metadata),
+                         std::string(correlation_id),
+                         std::string(causation_id),
+                         std::string(subject),
+                         occurrence_time_unix_ns,
+                         recorded_time_unix_ns,
+                         schema_version,
                          key_id};
   }
 };

@@ -132,11 +132,11 @@ class Log {
 
   // Writer state: owned by the writer thread.
   std::shared_ptr<Segment> active_;
-  std::string pending_;          // frames buffered for the next write
-  uint64_t pending_offset_ = 0;  // file offset where pending_ starts
+  std::string pending_;            // frames buffered for the next write
+  uint64_t pending_offset_ = 0;    // file offset where pending_ starts
   uint64_t preallocated_end_ = 0;  // the active segment is zero-filled up to here
-  uint64_t active_records_ = 0;  // commit frames in the active segment
-  uint32_t active_crc_ = 0;      // crc32c of the active segment's bytes so far
+  uint64_t active_records_ = 0;    // commit frames in the active segment
+  uint32_t active_crc_ = 0;        // crc32c of the active segment's bytes so far
   uint64_t next_position_ = 0;
   Digest last_hash_{};
   uint32_t store_tag_ = 0;

@@ -222,11 +222,12 @@ Result<ReadStreamResult> StoreImpl::read_stream(std::string_view stream,
                                                 const ReadStreamOptions& options) {
   ReadStreamResult result;
   result.events.reserve(std::min<uint32_t>(options.max_count, 1024));
-  VL_TRY(next, stream_pass(stream, options, [&](const log::EventView& event, uint64_t position,
-                                                int64_t recorded) {
-           result.events.push_back(log::to_recorded_event(event, position, recorded));
-           return true;
-         }));
+  VL_TRY(next,
+         stream_pass(stream, options,
+                     [&](const log::EventView& event, uint64_t position, int64_t recorded) {
+                       result.events.push_back(log::to_recorded_event(event, position, recorded));
+                       return true;
+                     }));
   result.next_revision = next;
   return result;
 }
@@ -417,8 +418,8 @@ std::unique_ptr<PositionSource> choose_source(index::Index& index, const EventFi
 
 Result<StoreImpl::ScanResult> StoreImpl::scan_all(const ReadAllOptions& options) {
   ScanResult result;
-  VL_TRY(scan, scan_pass(options, [&](const log::EventView& event, uint64_t position,
-                                      int64_t recorded) {
+  VL_TRY(scan,
+         scan_pass(options, [&](const log::EventView& event, uint64_t position, int64_t recorded) {
            result.events.push_back(log::to_recorded_event(event, position, recorded));
            return true;
          }));
@@ -429,8 +430,8 @@ Result<StoreImpl::ScanResult> StoreImpl::scan_all(const ReadAllOptions& options)
 
 Result<std::optional<uint64_t>> StoreImpl::visit_all(const ReadAllOptions& options,
                                                      const EventVisitor& visitor) {
-  VL_TRY(scan, scan_pass(options, [&](const log::EventView& event, uint64_t position,
-                                      int64_t recorded) {
+  VL_TRY(scan,
+         scan_pass(options, [&](const log::EventView& event, uint64_t position, int64_t recorded) {
            return visitor(to_event_ref(event, position, recorded));
          }));
   if (scan.reached_end) return std::optional<uint64_t>();

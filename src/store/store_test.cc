@@ -362,9 +362,8 @@ TEST_F(StoreTest, VisitorsSeeWhatCopyingReadsSee) {
   EXPECT_EQ(visited, read_all(ReadAllOptions{.max_count = 1000}));
   // Stopping early reports where to continue.
   int seen = 0;
-  next = store_->visit_stream("s-1", ReadStreamOptions{}, [&](const EventRef&) {
-    return ++seen < 4;
-  });
+  next =
+      store_->visit_stream("s-1", ReadStreamOptions{}, [&](const EventRef&) { return ++seen < 4; });
   ASSERT_TRUE(next.has_value());
   EXPECT_EQ(seen, 4);
   EXPECT_EQ(**next, 4u);
