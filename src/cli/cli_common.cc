@@ -4,6 +4,7 @@
 // base64 and the stderr progress display.
 #include "cli/cli_common.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/limits.h"
 
 namespace vellum::cli {
 
@@ -357,6 +359,22 @@ void ProgressReporter::draw(bool final_draw) {
   }
   std::fflush(stderr);
   drawn_ = true;
+}
+
+int print_pages(uint64_t limit, uint64_t cursor, const PageReader& read_page) {
+  uint64_t remaining = limit == 0 ? UINT64_MAX : limit;
+  while (remaining > 0) {
+    auto max_count = static_cast<uint32_t>(std::min<uint64_t>(remaining, limits::kReadEventsMax));
+    Result<Page> page = read_page(max_count, cursor);
+    if (!page) return report_error(page.error());
+    for (const RecordedEvent& event : page->events) print_json_line(event_to_json(event));
+    remaining -= std::min<uint64_t>(remaining, page->events.size());
+    // A `next` equal to where this page started would loop for ever.
+    if (!page->next || *page->next == cursor) break;
+    cursor = *page->next;
+  }
+  std::fflush(stdout);
+  return kExitOk;
 }
 
 }  // namespace vellum::cli

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -81,6 +82,18 @@ nlohmann::ordered_json event_to_json(const RecordedEvent& event);
 // Writes one JSON value on one line of stdout (invalid UTF-8 is replaced,
 // never fatal: event bytes come from the log, not from us).
 void print_json_line(const nlohmann::ordered_json& value);
+
+// One page of a paged read: its events and where the next page starts.
+struct Page {
+  std::vector<RecordedEvent> events;
+  std::optional<uint64_t> next;
+};
+// Reads a page of at most `max_count` events starting at `cursor`.
+using PageReader = std::function<Result<Page>(uint32_t max_count, uint64_t cursor)>;
+
+// Prints events as JSON lines, page by page from `cursor`, until `limit`
+// events (0: all) or the end. Returns the exit code.
+int print_pages(uint64_t limit, uint64_t cursor, const PageReader& read_page);
 
 // True for application/json and any "+json" type, parameters ignored.
 bool is_json_content_type(std::string_view content_type);

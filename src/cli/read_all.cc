@@ -33,20 +33,13 @@ int run_read_all(const GlobalOptions& global, const ReadAllCommandOptions& optio
   request.filter = options.filter;
   request.as_of_position = options.as_of.position;
   request.as_of_time_unix_ns = *as_of_time;
-  uint64_t remaining = options.limit == 0 ? UINT64_MAX : options.limit;
-  while (remaining > 0) {
-    request.max_count =
-        static_cast<uint32_t>(std::min<uint64_t>(remaining, limits::kReadEventsMax));
-    Result<ReadAllResult> page = (*store)->read_all(request);
-    if (!page) return report_error(page.error());
-    for (const RecordedEvent& event : page->events) print_json_line(event_to_json(event));
-    remaining -= std::min<uint64_t>(remaining, page->events.size());
-    // A `next` equal to where this page started would loop for ever.
-    if (!page->next_position || *page->next_position == request.from_position) break;
-    request.from_position = *page->next_position;
-  }
-  std::fflush(stdout);
-  return kExitOk;
+  return print_pages(options.limit, request.from_position,
+                     [&](uint32_t max_count, uint64_t cursor) -> Result<Page> {
+                       request.max_count = max_count;
+                       request.from_position = cursor;
+                       VL_TRY(page, (*store)->read_all(request));
+                       return Page{std::move(page.events), page.next_position};
+                     });
 }
 
 }  // namespace
