@@ -12,6 +12,7 @@
 // '$' are reserved for the store.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -138,8 +139,12 @@ struct StoreStats {
   uint64_t events_written = 0;
   uint64_t bytes_written = 0;  // log bytes, framing included
   uint64_t fsyncs = 0;
-  uint64_t commit_groups = 0;     // group commits; events_written / commit_groups = batch size
-  uint64_t head_position = 0;     // gauge: next position to be assigned
+  uint64_t commit_groups = 0;  // group commits; events_written / commit_groups = batch size
+  // Group commits by events per group: bucket i counts groups of at most 4^i
+  // events (1, 4, 16, ...); the last bucket counts all larger ones.
+  static constexpr size_t kGroupSizeBuckets = 8;
+  std::array<uint64_t, kGroupSizeBuckets> commit_group_events_buckets{};
+  uint64_t head_position = 0;  // gauge: next position to be assigned (written, maybe not visible)
   uint64_t indexed_position = 0;  // gauge: events visible to readers
   uint64_t log_size_bytes = 0;    // gauge
   uint64_t segments = 0;          // gauge
@@ -204,6 +209,21 @@ class Store {
   // at most once. Results are in the order of `appends`. Errors as append();
   // a conflict names the failing stream.
   virtual Result<std::vector<AppendResult>> append_multi(std::span<const StreamAppend> appends) = 0;
+
+  // The asynchronous form of append_multi (one part = a plain append): checks
+  // and encodes `appends` in the calling thread, queues them and returns at
+  // once. `done` is called exactly once with what append_multi would have
+  // returned, when the append is durable (per options.durability) or failed.
+  // It may be called before append_async returns (invalid input) or on one of
+  // the store's internal threads: it must be short and must not block or call
+  // back into the Store (post the result to your own executor). A server uses
+  // this so that one thread can have thousands of appends in flight.
+  //
+  // Errors, in addition to append_multi's:
+  //   kResourceExhausted  the writer's queue is full (limits::kWriterQueueAppendsMax
+  //                       appends): overloaded, retry later. append() waits instead.
+  using AppendCallback = std::function<void(Result<std::vector<AppendResult>>)>;
+  virtual void append_async(std::span<const StreamAppend> appends, AppendCallback done) = 0;
 
   // Reads events of one stream. Honours the stream's metadata (max age, max
   // count, truncate-before) and deletion.

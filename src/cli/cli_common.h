@@ -18,6 +18,8 @@
 
 #include "vellum/store.h"
 
+#include "wire/codec.h"
+
 namespace vellum::cli {
 
 // Process exit codes; src/cli/README.md documents them for users.
@@ -31,7 +33,8 @@ inline constexpr int kExitOther = 5;     // anything else (I/O, lock held, ...)
 // Options given before (or, with fallthrough, after) the subcommand.
 struct GlobalOptions {
   std::string data_dir = "./vellum-data";
-  std::string durability = "fsync";  // fsync | batch | none
+  std::string durability = "fsync";          // fsync | batch | none
+  const CLI::Option* data_option = nullptr;  // to tell a given --data from the default
 };
 
 // A parsed subcommand: `run` is called after parsing when `app` was chosen,
@@ -49,6 +52,8 @@ Command register_tail(CLI::App& app, const GlobalOptions& global);
 Command register_stat(CLI::App& app, const GlobalOptions& global);
 Command register_reindex(CLI::App& app, const GlobalOptions& global);
 Command register_verify(CLI::App& app, const GlobalOptions& global);
+Command register_serve(CLI::App& app, const GlobalOptions& global);
+Command register_hash_key(CLI::App& app, const GlobalOptions& global);
 
 // StoreOptions for the global options. `create_if_missing` is true only for
 // commands that write: a typo in --data must not create an empty store that
@@ -77,8 +82,14 @@ void add_as_of_options(CLI::App& app, AsOfOptions& as_of);
 // Parses --as-of. Errors: kInvalidArgument naming the bad text.
 Result<std::optional<int64_t>> as_of_time_unix_ns(const AsOfOptions& as_of);
 
-// The CloudEvents-like JSON object of an event (README.md, "Output").
-nlohmann::ordered_json event_to_json(const RecordedEvent& event);
+// The wire codec (CloudEvents JSON, RFC 3339, base64) is shared with the server.
+using wire::base64_decode;
+using wire::base64_encode;
+using wire::event_to_json;
+using wire::format_rfc3339;
+using wire::is_json_content_type;
+using wire::parse_rfc3339;
+
 // Writes one JSON value on one line of stdout (invalid UTF-8 is replaced,
 // never fatal: event bytes come from the log, not from us).
 void print_json_line(const nlohmann::ordered_json& value);
@@ -94,20 +105,6 @@ using PageReader = std::function<Result<Page>(uint32_t max_count, uint64_t curso
 // Prints events as JSON lines, page by page from `cursor`, until `limit`
 // events (0: all) or the end. Returns the exit code.
 int print_pages(uint64_t limit, uint64_t cursor, const PageReader& read_page);
-
-// True for application/json and any "+json" type, parameters ignored.
-bool is_json_content_type(std::string_view content_type);
-
-// RFC 3339 in UTC: "2026-11-23T10:47:54Z", or with ".123456789" nanoseconds
-// when the fraction is not zero.
-std::string format_rfc3339(int64_t unix_ns);
-// Parses RFC 3339 ("Z" or a +hh:mm/-hh:mm offset, up to 9 fraction digits).
-// std::nullopt if malformed or out of range.
-std::optional<int64_t> parse_rfc3339(std::string_view text);
-
-std::string base64_encode(std::string_view bytes);
-// std::nullopt if `text` is not standard, padded base64.
-std::optional<std::string> base64_decode(std::string_view text);
 
 // Shows the progress of a long operation on stderr: a redrawn bar with
 // percentage and rate when stderr is a terminal, otherwise a plain line every

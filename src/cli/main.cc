@@ -20,17 +20,17 @@ int run(int argc, char** argv) {
   // Global options may also follow the subcommand ("vellum read s --data d").
   app.fallthrough();
   app.require_subcommand(1);
-  app.add_option("--data", global.data_dir, "Data directory of the store")
-      ->envname("VELLUM_DATA")
-      ->capture_default_str();
+  global.data_option = app.add_option("--data", global.data_dir, "Data directory of the store")
+                           ->envname("VELLUM_DATA")
+                           ->capture_default_str();
   app.add_option("--durability", global.durability, "When appends are acknowledged")
       ->check(CLI::IsMember({"fsync", "batch", "none"}))
       ->capture_default_str();
 
   std::vector<Command> commands = {
-      register_append(app, global), register_read(app, global), register_read_all(app, global),
-      register_tail(app, global),   register_stat(app, global), register_reindex(app, global),
-      register_verify(app, global),
+      register_append(app, global), register_read(app, global),  register_read_all(app, global),
+      register_tail(app, global),   register_stat(app, global),  register_reindex(app, global),
+      register_verify(app, global), register_serve(app, global), register_hash_key(app, global),
   };
   try {
     app.parse(argc, argv);

@@ -142,12 +142,14 @@ Result<uint64_t> StoreImpl::position_at(int64_t time_unix_ns) {
 Result<std::optional<index::StreamState>> StoreImpl::visible_state(std::string_view stream) {
   VL_RETURN_IF_ERROR(validate_stream_name(stream, true));
   VL_TRY(state, index_->get_stream(stream));
-  if (!state || state->last_revision == kNoRevision) {
-    return make_error(ErrorCode::kNotFound, "stream " + std::string(stream) + " not found");
-  }
-  if (state->tombstoned) {
+  // A tombstone is reported even on a stream that never had events: the
+  // name is gone for ever, which a reader must be able to tell from "not yet".
+  if (state && state->tombstoned) {
     return make_error(ErrorCode::kStreamDeleted,
                       "stream " + std::string(stream) + " is deleted (tombstoned)");
+  }
+  if (!state || state->last_revision == kNoRevision) {
+    return make_error(ErrorCode::kNotFound, "stream " + std::string(stream) + " not found");
   }
   if (state->soft_deleted) {
     return make_error(ErrorCode::kNotFound, "stream " + std::string(stream) + " was deleted");

@@ -188,8 +188,11 @@ StoreStats StoreImpl::stats() {
   stats.bytes_written = log_->bytes_written();
   stats.fsyncs = stat_fsyncs_.load();
   stats.commit_groups = stat_groups_.load();
-  stats.head_position = indexed_position_.load();
   stats.indexed_position = indexed_position_.load();
+  stats.head_position = std::max(written_position_.load(), stats.indexed_position);
+  for (size_t i = 0; i < stats.commit_group_events_buckets.size(); i++) {
+    stats.commit_group_events_buckets[i] = stat_group_sizes_[i].load();
+  }
   stats.log_size_bytes = log_->size_bytes();
   stats.segments = log_->segment_count();
   stats.index_rebuilt_on_open = index_rebuilt_;

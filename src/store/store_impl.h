@@ -16,6 +16,7 @@
 // durability mode) and complete, and positions appear without gaps.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -73,6 +74,8 @@ struct AppendRequest {
   std::mutex mutex;
   std::condition_variable cv;
   bool done = false;
+  // Set for append_async: called by complete() instead of waking wait().
+  Store::AppendCallback on_done;
 
   void complete(Result<std::vector<AppendResult>> outcome);
   Result<std::vector<AppendResult>> wait();
@@ -110,6 +113,7 @@ class StoreImpl final : public Store {
   Result<AppendResult> append(std::string_view stream, ExpectedRevision expected,
                               std::span<const EventData> events) override;
   Result<std::vector<AppendResult>> append_multi(std::span<const StreamAppend> appends) override;
+  void append_async(std::span<const StreamAppend> appends, AppendCallback done) override;
   Result<ReadStreamResult> read_stream(std::string_view stream,
                                        const ReadStreamOptions& options) override;
   Result<ReadAllResult> read_all(const ReadAllOptions& options) override;
@@ -156,6 +160,7 @@ class StoreImpl final : public Store {
 
   // append path (writer.cc)
   Result<std::vector<AppendResult>> submit(std::vector<EncodedPart> parts);
+  Result<std::vector<EncodedPart>> encode_appends(std::span<const StreamAppend> appends);
   void writer_loop();
   void syncer_loop();
   void indexer_loop();
@@ -239,6 +244,9 @@ class StoreImpl final : public Store {
 
   // Counters.
   std::atomic<uint64_t> stat_appends_{0}, stat_events_{0}, stat_fsyncs_{0}, stat_groups_{0};
+  std::array<std::atomic<uint64_t>, StoreStats::kGroupSizeBuckets> stat_group_sizes_{};
+  // Next position after everything the writer has written (durable or not).
+  std::atomic<uint64_t> written_position_{0};
 
   std::thread writer_;
   std::thread syncer_;

@@ -3,6 +3,10 @@
 // system and a simulated clock (so time travel and max-age are exact).
 #include "vellum/store.h"
 
+#include <condition_variable>
+#include <mutex>
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include "base/clock.h"
@@ -164,6 +168,55 @@ TEST_F(StoreTest, MultiStreamAppendIsAllOrNothing) {
   EXPECT_EQ((*result)[0].first_position, 1u);
   EXPECT_EQ((*result)[1].first_position, 2u);
   EXPECT_EQ(read_all().size(), 3u);
+}
+
+// append_async: many appends in flight from one thread; every callback runs
+// once, results are what append() would return, and input errors come back
+// through the callback without anything being written.
+TEST_F(StoreTest, AsyncAppendsCompleteOnceWithSynchronousSemantics) {
+  constexpr int kAppends = 500;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<Result<std::vector<AppendResult>>> outcomes;
+  auto record = [&](Result<std::vector<AppendResult>> outcome) {
+    std::lock_guard lock(mutex);
+    outcomes.push_back(std::move(outcome));
+    cv.notify_one();
+  };
+  for (int i = 0; i < kAppends; i++) {
+    std::vector<StreamAppend> appends = {{"s-" + std::to_string(i % 7),
+                                          ExpectedRevision::any(),
+                                          {make_event("A", std::to_string(i))}}};
+    store_->append_async(appends, record);
+  }
+  std::vector<StreamAppend> conflict = {
+      {"s-0", ExpectedRevision::exact(1000000), {make_event("A", "never")}}};
+  store_->append_async(conflict, record);
+  std::vector<StreamAppend> invalid = {
+      {"s-0", ExpectedRevision::any(), {make_event("", "no type")}}};
+  store_->append_async(invalid, record);
+  {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return outcomes.size() == kAppends + 2; });
+  }
+  std::set<uint64_t> positions;
+  int failures = 0;
+  for (const auto& outcome : outcomes) {
+    if (!outcome) {
+      failures++;
+      EXPECT_TRUE(outcome.error().code == ErrorCode::kFailedPrecondition ||
+                  outcome.error().code == ErrorCode::kInvalidArgument)
+          << outcome.error().message;
+      continue;
+    }
+    ASSERT_EQ(outcome->size(), 1u);
+    positions.insert((*outcome)[0].first_position);
+  }
+  EXPECT_EQ(failures, 2);
+  ASSERT_EQ(positions.size(), static_cast<size_t>(kAppends));
+  EXPECT_EQ(*positions.begin(), 0u);
+  EXPECT_EQ(*positions.rbegin(), static_cast<uint64_t>(kAppends - 1));  // dense
+  EXPECT_EQ(read_all(ReadAllOptions{.max_count = 1000}).size(), static_cast<size_t>(kAppends));
 }
 
 TEST_F(StoreTest, ReadsForwardBackwardAndPages) {

@@ -64,6 +64,13 @@ Result<EncodedPart> encode_part(std::string_view stream, ExpectedRevision expect
 }  // namespace
 
 void AppendRequest::complete(Result<std::vector<AppendResult>> outcome) {
+  if (on_done) {
+    // Asynchronous: nobody waits on `cv`. Move the callback out so that what
+    // it captures is released as soon as it has run.
+    Store::AppendCallback callback = std::move(on_done);
+    callback(std::move(outcome));
+    return;
+  }
   std::lock_guard lock(mutex);
   result = std::move(outcome);
   done = true;
@@ -88,6 +95,11 @@ Result<AppendResult> StoreImpl::append(std::string_view stream, ExpectedRevision
 }
 
 Result<std::vector<AppendResult>> StoreImpl::append_multi(std::span<const StreamAppend> appends) {
+  VL_TRY(parts, encode_appends(appends));
+  return submit(std::move(parts));
+}
+
+Result<std::vector<EncodedPart>> StoreImpl::encode_appends(std::span<const StreamAppend> appends) {
   if (appends.empty()) return invalid("append_multi needs at least one stream");
   if (appends.size() > limits::kAppendStreamsMax) {
     return invalid("append_multi takes at most " + std::to_string(limits::kAppendStreamsMax) +
@@ -103,7 +115,40 @@ Result<std::vector<AppendResult>> StoreImpl::append_multi(std::span<const Stream
     VL_TRY(part, encode_part(append.stream, append.expected, append.events, context));
     parts.push_back(std::move(part));
   }
-  return submit(std::move(parts));
+  return parts;
+}
+
+void StoreImpl::append_async(std::span<const StreamAppend> appends, AppendCallback done) {
+  VL_ASSERT(done);
+  auto parts = encode_appends(appends);
+  if (!parts) {
+    done(make_error(parts.error()));
+    return;
+  }
+  auto request = std::make_shared<AppendRequest>();
+  request->parts = std::move(*parts);
+  request->enqueued_ns = clock_->monotonic_ns();
+  request->on_done = std::move(done);
+  std::optional<Error> refused;
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (stopping_) {
+      refused = Error{ErrorCode::kCancelled, "the store is closing"};
+    } else if (queue_.size() >= limits::kWriterQueueAppendsMax) {
+      refused =
+          Error{ErrorCode::kResourceExhausted, "the writer queue is full (" +
+                                                   std::to_string(limits::kWriterQueueAppendsMax) +
+                                                   " appends): overloaded, retry later"};
+    } else {
+      queue_.push_back(request);
+    }
+  }
+  if (refused) {
+    // Outside the lock: the callback may take its own locks.
+    request->complete(make_error(std::move(*refused)));
+    return;
+  }
+  queue_cv_.notify_one();
 }
 
 Result<std::vector<AppendResult>> StoreImpl::submit(std::vector<EncodedPart> parts) {
@@ -431,6 +476,7 @@ Status StoreImpl::write_group(CommitGroup& group) {
   VL_ASSERT(!group.records.empty());
   VL_RETURN_IF_ERROR(log_->write_group(false));
   writer_checkpoint_.next_position = log_->next_position();
+  written_position_.store(writer_checkpoint_.next_position);
   writer_checkpoint_.end = log_->written_end();
   writer_checkpoint_.last_hash = log_->last_hash();
   writer_checkpoint_.next_stream_id = streams_->next_stream_id();
@@ -534,6 +580,14 @@ void StoreImpl::publish(CommitGroup& group) {
     head_cv_.notify_all();
   }
   stat_groups_.fetch_add(group.records.empty() ? 0 : 1);
+  if (!group.records.empty()) {
+    // Buckets of 1, 4, 16, ... events: bucket i holds groups of <= 4^i events.
+    size_t bucket = 0;
+    while (bucket + 1 < stat_group_sizes_.size() && group.events > (uint64_t{1} << (2 * bucket))) {
+      bucket++;
+    }
+    stat_group_sizes_[bucket].fetch_add(1);
+  }
   stat_events_.fetch_add(group.events);
   stat_appends_.fetch_add(group.requests.size());
   for (auto& request : group.requests) request->complete(std::move(request->result));
