@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # The one entry point a newcomer needs on a fresh Debian 12 machine.
 #
-#   ./vellum.sh serve    install what is missing, build (release), start Vellum
+#   ./vellum.sh serve    install what is missing, build (release), start the server
+#                        on 127.0.0.1:2113 with its data in ./vellum-data
 #   ./vellum.sh test     install what is missing, build, run the whole test suite
 #   ./vellum.sh bench    run the benchmark matrix and the peers, write docs/benchmarks.md
 #   ./vellum.sh deps     only install the Debian packages
@@ -13,8 +14,10 @@ cd "$(dirname "$0")"
 BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config python3 git
   librocksdb-dev libexpected-dev libssl-dev libfmt-dev libspdlog-dev libcli11-dev libisal-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
-  clang-14 libclang-rt-14-dev libfuzzer-14-dev)
-BENCH_PACKAGES=(postgresql redis-server sqlite3 fio libpq-dev libsqlite3-dev libhiredis-dev)
+  libboost1.81-dev libtomlplusplus-dev
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev
+  python3-websockets openssl curl wrk)
+BENCH_PACKAGES=(postgresql redis-server sqlite3 fio libpq-dev libsqlite3-dev libhiredis-dev wrk)
 
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
@@ -44,14 +47,10 @@ cmd_serve() {
   install_packages "${BUILD_PACKAGES[@]}"
   build release
   local data="${VELLUM_DATA:-$PWD/vellum-data}"
-  local vellum=build/release/src/vellum
-  # The HTTP server is the next issue; until it lands, "serve" runs the
-  # embedded store's main job through the CLI: append, then read back.
-  log "Vellum is built. The embedded store lives in $data"
-  "$vellum" --data "$data" append demo-1 --type Greeted --data '{"hello":"world"}'
-  "$vellum" --data "$data" read demo-1 --limit 5
-  "$vellum" --data "$data" stat
-  log "next: $vellum --data $data --help   (append, read, read-all, tail -f, verify, reindex)"
+  local listen="${VELLUM_LISTEN:-127.0.0.1:2113}"
+  log "serving $data on http://$listen  (Ctrl-C stops; docs/api/http.md has the API)"
+  # Extra arguments go to `vellum serve` (see build/release/src/vellum serve --help).
+  exec build/release/src/vellum --data "$data" serve --listen "$listen" "$@"
 }
 
 cmd_test() {

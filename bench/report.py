@@ -181,6 +181,9 @@ def write(engine_path, peers_path, out_path):
         "whole-stream read; read-all per page. See bench/peers/README.md for the peers' settings.",
         "",
     ]
+    server = os.path.join(os.path.dirname(os.path.abspath(__file__)), "server", "results.md")
+    if os.path.exists(server):
+        text += [open(server).read()]
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
     if os.path.exists(notes):
         text += [open(notes).read()]

@@ -93,6 +93,13 @@ if stage bench; then
     failed=$((failed + 1))
     failed_stages+=("bench-smoke")
   fi
+  log "server benchmark smoke run"
+  if ./bench/server/run.sh --smoke; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failed_stages+=("server-bench-smoke")
+  fi
 fi
 
 if [ ${#failed_stages[@]} -gt 0 ]; then

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "base/limits.h"
+#include "cli/backend.h"
 #include "cli/cli_common.h"
 
 namespace vellum::cli {
@@ -228,9 +229,9 @@ int run_append(const GlobalOptions& global, const AppendOptions& options) {
   if (!expected) return report_error(expected.error());
   Result<std::vector<EventData>> events = collect_events(options);
   if (!events) return report_error(events.error());
-  Result<std::unique_ptr<Store>> store = open_store(global, true);
-  if (!store) return report_error(store.error());
-  Result<AppendResult> result = (*store)->append(options.stream, *expected, *events);
+  Result<std::unique_ptr<Backend>> backend = open_backend(global, true);
+  if (!backend) return report_error(backend.error());
+  Result<AppendResult> result = (*backend)->append(options.stream, *expected, *events);
   if (!result) return report_error(result.error());
   Json out;
   out["stream"] = result->stream;

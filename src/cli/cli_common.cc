@@ -24,8 +24,6 @@ constexpr int64_t kBarRedrawNs = 100'000'000;       // terminal: 10 redraws a se
 constexpr int64_t kLineIntervalNs = 2'000'000'000;  // pipe or file: one line every 2 s
 constexpr int kBarWidth = 30;
 
-
-
 Durability parse_durability(const std::string& name) {
   // CLI11 has already restricted the value to these three names.
   if (name == "batch") return Durability::kBatch;
@@ -85,6 +83,14 @@ int report_usage_error(std::string_view message) {
   return kExitUsage;
 }
 
+std::optional<int> refuse_url(const GlobalOptions& global, std::string_view command) {
+  if (global.url.empty()) return std::nullopt;
+  return report_usage_error(
+      fmt::format("{} works on the data files and cannot go through --url; run it on the "
+                  "server's machine with --data (and without --url / VELLUM_URL)",
+                  command));
+}
+
 void add_as_of_options(CLI::App& app, AsOfOptions& as_of) {
   app.add_option("--as-of-position", as_of.position,
                  "Read as the log was before this position (exclusive)");
@@ -142,7 +148,13 @@ void ProgressReporter::draw(bool final_draw) {
   double fraction = total_ > 0 ? static_cast<double>(done_) / static_cast<double>(total_) : 0;
   if (final_draw && total_ == 0) fraction = 1;
   fraction = std::min(fraction, 1.0);
-  if (tty_) {
+  if (total_ == 0 && done_ > 0) {
+    if (tty_) {
+      fmt::print(stderr, "\r{} {} {} {:.0f} {}/s", label_, done_, unit_, rate, unit_);
+    } else {
+      fmt::print(stderr, "vellum: {}: {} {}, {:.0f} {}/s\n", label_, done_, unit_, rate, unit_);
+    }
+  } else if (tty_) {
     int filled = static_cast<int>(fraction * kBarWidth);
     fmt::print(stderr, "\r{} [{:#<{}}{:.<{}}] {:5.1f}% {}/{} {} {:.0f} {}/s", label_, "", filled,
                "", kBarWidth - filled, fraction * 100, done_, total_, unit_, rate, unit_);
@@ -160,7 +172,7 @@ int print_pages(uint64_t limit, uint64_t cursor, const PageReader& read_page) {
     auto max_count = static_cast<uint32_t>(std::min<uint64_t>(remaining, limits::kReadEventsMax));
     Result<Page> page = read_page(max_count, cursor);
     if (!page) return report_error(page.error());
-    for (const RecordedEvent& event : page->events) print_json_line(event_to_json(event));
+    for (const nlohmann::ordered_json& event : page->events) print_json_line(event);
     remaining -= std::min<uint64_t>(remaining, page->events.size());
     // A `next` equal to where this page started would loop for ever.
     if (!page->next || *page->next == cursor) break;

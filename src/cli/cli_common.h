@@ -35,6 +35,10 @@ struct GlobalOptions {
   std::string data_dir = "./vellum-data";
   std::string durability = "fsync";          // fsync | batch | none
   const CLI::Option* data_option = nullptr;  // to tell a given --data from the default
+  // A running server (http[s]://host:port) to talk to instead of data_dir;
+  // empty: embedded. The token goes out as "Authorization: Bearer".
+  std::string url;
+  std::string token;
 };
 
 // A parsed subcommand: `run` is called after parsing when `app` was chosen,
@@ -54,6 +58,12 @@ Command register_reindex(CLI::App& app, const GlobalOptions& global);
 Command register_verify(CLI::App& app, const GlobalOptions& global);
 Command register_serve(CLI::App& app, const GlobalOptions& global);
 Command register_hash_key(CLI::App& app, const GlobalOptions& global);
+Command register_export(CLI::App& app, const GlobalOptions& global);
+Command register_import(CLI::App& app, const GlobalOptions& global);
+
+// For subcommands that need the files themselves (verify, reindex): a usage
+// error naming `command` if --url was given, else nullopt.
+std::optional<int> refuse_url(const GlobalOptions& global, std::string_view command);
 
 // StoreOptions for the global options. `create_if_missing` is true only for
 // commands that write: a typo in --data must not create an empty store that
@@ -94,9 +104,11 @@ using wire::parse_rfc3339;
 // never fatal: event bytes come from the log, not from us).
 void print_json_line(const nlohmann::ordered_json& value);
 
-// One page of a paged read: its events and where the next page starts.
+// One page of a paged read: its events, already in their printed form
+// (event_to_json: that is also what the server sends), and where the next
+// page starts.
 struct Page {
-  std::vector<RecordedEvent> events;
+  std::vector<nlohmann::ordered_json> events;
   std::optional<uint64_t> next;
 };
 // Reads a page of at most `max_count` events starting at `cursor`.
@@ -108,7 +120,8 @@ int print_pages(uint64_t limit, uint64_t cursor, const PageReader& read_page);
 
 // Shows the progress of a long operation on stderr: a redrawn bar with
 // percentage and rate when stderr is a terminal, otherwise a plain line every
-// few seconds (log files and CI output stay readable).
+// few seconds (log files and CI output stay readable). A total of 0 with
+// something done means "unknown" (a pipe): count and rate only.
 class ProgressReporter {
  public:
   // `unit` names what is counted ("events", "bytes").

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Entry point of the `vellum` command-line tool: parses the global options
 // and the subcommand with CLI11, then runs the chosen subcommand on the
-// embedded store. Each subcommand lives in its own file (append.cc, ...);
-// exit codes are listed in src/cli/README.md.
+// embedded store, or with --url on a running server (backend.h). Each
+// subcommand lives in its own file (append.cc, ...); exit codes are listed
+// in src/cli/README.md.
 #include <exception>
 #include <vector>
 
@@ -26,11 +27,17 @@ int run(int argc, char** argv) {
   app.add_option("--durability", global.durability, "When appends are acknowledged")
       ->check(CLI::IsMember({"fsync", "batch", "none"}))
       ->capture_default_str();
+  app.add_option("--url", global.url,
+                 "Talk to a running server (http://host:port) instead of opening --data")
+      ->envname("VELLUM_URL");
+  app.add_option("--token", global.token, "API token for --url (Authorization: Bearer)")
+      ->envname("VELLUM_TOKEN");
 
   std::vector<Command> commands = {
-      register_append(app, global), register_read(app, global),  register_read_all(app, global),
-      register_tail(app, global),   register_stat(app, global),  register_reindex(app, global),
-      register_verify(app, global), register_serve(app, global), register_hash_key(app, global),
+      register_append(app, global), register_read(app, global),     register_read_all(app, global),
+      register_tail(app, global),   register_stat(app, global),     register_export(app, global),
+      register_import(app, global), register_reindex(app, global),  register_verify(app, global),
+      register_serve(app, global),  register_hash_key(app, global),
   };
   try {
     app.parse(argc, argv);

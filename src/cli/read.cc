@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // `vellum read <stream>`: prints a stream's events, one JSON object per line,
 // forward or backward, optionally as the store was at an earlier position or
-// time. Pages through Store::read_stream so --limit may exceed what one read
-// call returns (kReadEventsMax).
+// time. Pages through the store's (or the server's) stream reads so --limit
+// may exceed what one read call returns (kReadEventsMax).
 #include <algorithm>
 #include <cstdio>
 
 #include "base/limits.h"
+#include "cli/backend.h"
 #include "cli/cli_common.h"
 
 namespace vellum::cli {
@@ -23,8 +24,8 @@ struct ReadOptions {
 int run_read(const GlobalOptions& global, const ReadOptions& options) {
   Result<std::optional<int64_t>> as_of_time = as_of_time_unix_ns(options.as_of);
   if (!as_of_time) return report_error(as_of_time.error());
-  Result<std::unique_ptr<Store>> store = open_store(global, false);
-  if (!store) return report_error(store.error());
+  Result<std::unique_ptr<Backend>> backend = open_backend(global, false);
+  if (!backend) return report_error(backend.error());
 
   ReadStreamOptions request;
   request.direction = options.backward ? Direction::kBackward : Direction::kForward;
@@ -35,8 +36,7 @@ int run_read(const GlobalOptions& global, const ReadOptions& options) {
                      [&](uint32_t max_count, uint64_t cursor) -> Result<Page> {
                        request.max_count = max_count;
                        request.from_revision = cursor;
-                       VL_TRY(page, (*store)->read_stream(options.stream, request));
-                       return Page{std::move(page.events), page.next_revision};
+                       return (*backend)->read_stream(options.stream, request);
                      });
 }
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "base/limits.h"
+#include "cli/backend.h"
 #include "cli/cli_common.h"
 
 namespace vellum::cli {
@@ -24,8 +25,8 @@ struct ReadAllCommandOptions {
 int run_read_all(const GlobalOptions& global, const ReadAllCommandOptions& options) {
   Result<std::optional<int64_t>> as_of_time = as_of_time_unix_ns(options.as_of);
   if (!as_of_time) return report_error(as_of_time.error());
-  Result<std::unique_ptr<Store>> store = open_store(global, false);
-  if (!store) return report_error(store.error());
+  Result<std::unique_ptr<Backend>> backend = open_backend(global, false);
+  if (!backend) return report_error(backend.error());
 
   ReadAllOptions request;
   request.direction = options.backward ? Direction::kBackward : Direction::kForward;
@@ -37,8 +38,7 @@ int run_read_all(const GlobalOptions& global, const ReadAllCommandOptions& optio
                      [&](uint32_t max_count, uint64_t cursor) -> Result<Page> {
                        request.max_count = max_count;
                        request.from_position = cursor;
-                       VL_TRY(page, (*store)->read_all(request));
-                       return Page{std::move(page.events), page.next_position};
+                       return (*backend)->read_all(request);
                      });
 }
 

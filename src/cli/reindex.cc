@@ -11,6 +11,7 @@ namespace vellum::cli {
 namespace {
 
 int run_reindex(const GlobalOptions& global) {
+  if (std::optional<int> refused = refuse_url(global, "reindex")) return *refused;
   ProgressReporter progress("reindex", "events");
   Status status =
       Store::reindex(global.data_dir, store_options(global, false),

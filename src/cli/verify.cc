@@ -15,6 +15,7 @@ namespace vellum::cli {
 namespace {
 
 int run_verify(const GlobalOptions& global) {
+  if (std::optional<int> refused = refuse_url(global, "verify")) return *refused;
   ProgressReporter progress("verify", "bytes");
   Result<log::VerifyReport> report =
       log::verify_log(*io::default_file_system(), global.data_dir + "/log",

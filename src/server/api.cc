@@ -287,8 +287,12 @@ struct Api::Context {
   const ApiKey* key = nullptr;
   net::any_io_executor executor;
   Respond respond;
-  std::string route = "unknown";
-  Clock::time_point start = Clock::now();
+  // What the metrics label the request with; shared with `respond`.
+  struct Label {
+    std::string route = "unknown";
+    Clock::time_point start = Clock::now();
+  };
+  std::shared_ptr<Label> label = std::make_shared<Label>();
 
   unsigned version() const { return request.version(); }
   void reply(HttpResponse response) { respond(std::move(response)); }
@@ -306,12 +310,11 @@ void Api::handle(HttpRequest&& request, const net::any_io_executor& executor, Re
   auto context = std::make_shared<Context>();
   context->request = std::move(request);
   context->executor = executor;
-  // Count every response by route and status, whoever sends it.
-  context->respond = [this, context_weak = std::weak_ptr<Context>(context),
-                      respond = std::move(respond)](HttpResponse response) mutable {
-    if (auto alive = context_weak.lock()) {
-      metrics_.request_done(alive->route, response.result_int(), seconds_since(alive->start));
-    }
+  // Count every response by route and status, whoever sends it and however
+  // late (an append answers after `context` is gone).
+  auto label = context->label;
+  context->respond = [this, label, respond = std::move(respond)](HttpResponse response) {
+    metrics_.request_done(label->route, response.result_int(), seconds_since(label->start));
     respond(std::move(response));
   };
   auto target = parse_target(context->request.target());
@@ -321,8 +324,6 @@ void Api::handle(HttpRequest&& request, const net::any_io_executor& executor, Re
   }
   context->target = std::move(*target);
   route(*context);
-  // Handlers that answer later keep `context` alive through their callbacks.
-  (void)context;
 }
 
 void Api::route(Context& context) {
@@ -330,7 +331,7 @@ void Api::route(Context& context) {
   http::verb method = context.request.method();
   std::string first = segments.empty() ? "" : segments[0];
   if (first == "health" && segments.size() == 2 && method == http::verb::get) {
-    context.route = "/health";
+    context.label->route = "/health";
     if (segments[1] == "live") {
       context.reply(json_response(200, R"({"status":"live"})", context.version()));
     } else if (segments[1] == "ready" && ready_.load()) {
@@ -345,7 +346,7 @@ void Api::route(Context& context) {
   if (auth_.enabled()) {
     context.key = auth_.authenticate(context.request[http::field::authorization]);
     if (context.key == nullptr) {
-      context.route = "unauthenticated";
+      context.label->route = "unauthenticated";
       context.fail(401, "unauthenticated",
                    "this server requires an API key: Authorization: Bearer <token>");
       return;
@@ -357,45 +358,45 @@ void Api::route(Context& context) {
         fmt::format("{} is not allowed on this endpoint", context.request.method_string()));
   };
   if (first == "streams" && segments.size() == 2) {
-    context.route = "/streams/{stream}";
+    context.label->route = "/streams/{stream}";
     if (method == http::verb::post) return append(context, segments[1]);
     if (method == http::verb::get) return read_stream(context, segments[1]);
     if (method == http::verb::delete_) return delete_stream(context, segments[1]);
     return method_not_allowed();
   }
   if (first == "streams" && segments.size() == 3 && segments[2] == "metadata") {
-    context.route = "/streams/{stream}/metadata";
+    context.label->route = "/streams/{stream}/metadata";
     if (method == http::verb::get) return get_metadata(context, segments[1]);
     if (method == http::verb::put) return put_metadata(context, segments[1]);
     return method_not_allowed();
   }
   if (first == "transactions" && segments.size() == 1) {
-    context.route = "/transactions";
+    context.label->route = "/transactions";
     if (method == http::verb::post) return transaction(context);
     return method_not_allowed();
   }
   if (first == "all" && segments.size() == 1) {
-    context.route = "/all";
+    context.label->route = "/all";
     if (method == http::verb::get) return read_all(context);
     return method_not_allowed();
   }
   if (first == "events" && segments.size() == 2) {
-    context.route = "/events/{id}";
+    context.label->route = "/events/{id}";
     if (method == http::verb::get) return read_event(context, segments[1]);
     return method_not_allowed();
   }
   if (first == "subjects" && segments.size() == 3 && segments[2] == "events") {
-    context.route = "/subjects/{subject}/events";
+    context.label->route = "/subjects/{subject}/events";
     if (method == http::verb::get) return read_subject(context, segments[1]);
     return method_not_allowed();
   }
   if (first == "positions" && segments.size() == 1) {
-    context.route = "/positions";
+    context.label->route = "/positions";
     if (method == http::verb::get) return position_at(context);
     return method_not_allowed();
   }
   if (first == "metrics" && segments.size() == 1) {
-    context.route = "/metrics";
+    context.label->route = "/metrics";
     if (method != http::verb::get) return method_not_allowed();
     if (!auth_.allows_prefix(context.key, Access::kAdmin, "")) {
       return context.fail(403, "forbidden", "/metrics needs an admin key");
@@ -407,7 +408,7 @@ void Api::route(Context& context) {
     return context.reply(std::move(response));
   }
   if (first == "subscribe" && segments.size() == 1) {
-    context.route = "/subscribe";
+    context.label->route = "/subscribe";
     return context.fail(426, "upgrade_required",
                         "GET /subscribe is a WebSocket endpoint (Upgrade: websocket)");
   }
@@ -461,7 +462,7 @@ void Api::submit_append(Context& context, std::vector<StreamAppend> appends, boo
   appends_in_flight_.fetch_add(1);
   Respond respond = context.respond;
   unsigned version = context.version();
-  Clock::time_point start = context.start;
+  Clock::time_point start = context.label->start;
   // The callback runs on the store's indexer thread: build the response
   // there (cheap) and hand it to the connection, which posts to its strand.
   store_.append_async(appends, [this, respond, version, start, events,
@@ -654,6 +655,12 @@ void Api::read_subject(Context& context, const std::string& subject) {
 }
 
 void Api::position_at(Context& context) {
+  // Counts events of every stream: a cross-stream read (auth.h).
+  if (!auth_.allows_prefix(context.key, Access::kRead, "")) {
+    return context.fail(403, "forbidden",
+                        "/positions covers every stream: it needs a key "
+                        "granted *");
+  }
   auto at = query_time(context.target, "at");
   if (!at) return context.fail(at.error());
   if (!*at)
@@ -696,6 +703,8 @@ void Api::delete_stream(Context& context, const std::string& stream) {
     }
     return context.fail(status.error());
   }
+  // Live subscribers of the stream learn it from the hub (close 4410).
+  if (tombstone) hub_.stream_tombstoned(stream);
   wire::OrderedJson body;
   body["stream"] = stream;
   body["deleted"] = tombstone ? "tombstone" : "soft";

@@ -105,6 +105,13 @@ void Hub::leave(const HubSubscriber* subscriber) {
   std::erase_if(live_, [&](const auto& live) { return live.get() == subscriber; });
 }
 
+void Hub::stream_tombstoned(std::string_view stream) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(live_, [&](const std::shared_ptr<HubSubscriber>& subscriber) {
+    return !subscriber->stream_tombstoned(stream);
+  });
+}
+
 uint64_t Hub::add_waiter(std::string stream, std::function<void()> wake) {
   std::lock_guard lock(mutex_);
   uint64_t id = next_waiter_id_++;

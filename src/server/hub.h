@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -44,6 +45,13 @@ class HubSubscriber {
   virtual bool offer(const std::vector<HubEvent>& batch, uint64_t next_position) = 0;
   // How many dispatched events the subscriber has queued but not yet sent.
   virtual uint64_t backlog() const = 0;
+  // Called under the hub's lock after `stream` was tombstoned (a tombstone is
+  // not an event, so offer() never tells). Returns false when the subscriber
+  // leaves the live set, as for offer().
+  virtual bool stream_tombstoned(std::string_view stream) {
+    (void)stream;
+    return true;
+  }
 };
 
 class Hub {
@@ -61,6 +69,8 @@ class Hub {
   bool try_join(const std::shared_ptr<HubSubscriber>& subscriber,
                 const std::function<bool(uint64_t next_position)>& final_read);
   void leave(const HubSubscriber* subscriber);
+  // Tells every live subscriber that `stream` was tombstoned.
+  void stream_tombstoned(std::string_view stream);
 
   // Long-poll: `wake` runs once (on the hub thread, without the lock) when
   // an event of `stream` is dispatched. Returns an id for remove_waiter().

@@ -138,6 +138,17 @@ class WsSession : public HubSubscriber, public std::enable_shared_from_this<WsSe
     return queue_.size();
   }
 
+  // HubSubscriber: under the hub's lock, on the thread that tombstoned. A
+  // live stream subscriber goes back to catch-up, whose read of the stream
+  // fails with kStreamDeleted: an error frame, then close 4410.
+  bool stream_tombstoned(std::string_view stream) override {
+    std::lock_guard lock(mutex_);
+    if (mode_ != Mode::kLive || request_.stream != stream) return true;
+    mode_ = Mode::kCatchUp;
+    kick_locked();
+    return false;
+  }
+
   // Shutdown: a close frame, then the connection ends.
   void close_going_away() {
     net::post(ws_.get_executor(), [self = this->shared_from_this()] {
@@ -329,7 +340,10 @@ class WsSession : public HubSubscriber, public std::enable_shared_from_this<WsSe
         }
         if (!*final_page) return false;
         mode_ = Mode::kLive;
-        push_locked(caught_up_frame(hub_next));
+        // Announced once (docs/api/http.md): a slow subscriber sent back to
+        // catch-up rejoins the hub silently.
+        if (!caught_up_sent_) push_locked(caught_up_frame(hub_next));
+        caught_up_sent_ = true;
         return true;
       });
       lock.lock();
@@ -355,6 +369,7 @@ class WsSession : public HubSubscriber, public std::enable_shared_from_this<WsSe
       }
       mode_ = Mode::kLive;
       push_locked(caught_up_frame(hub_next));
+      caught_up_sent_ = true;
       kick_locked();
       return true;
     });
@@ -416,7 +431,8 @@ class WsSession : public HubSubscriber, public std::enable_shared_from_this<WsSe
   uint64_t queued_bytes_ = 0;
   bool writing_ = false;
   bool closing_ = false;
-  uint16_t close_code_ = 0;  // close with this once the queue is sent
+  uint16_t close_code_ = 0;      // close with this once the queue is sent
+  bool caught_up_sent_ = false;  // the one {"caughtUp"} frame is queued
 
   std::list<std::function<void()>>::iterator closer_;  // under shared_.sessions_mutex
   bool registered_ = false;
@@ -630,12 +646,14 @@ class Server::Impl {
     ioc_.run();
     for (auto& thread : threads) thread.join();
     // Nothing runs any more: close in dependency order. The store's
-    // destructor waits for the writer and flushes the index.
+    // destructor waits for the writer and flushes the index; the callbacks of
+    // appends still in flight use the API, so the store goes first. Sessions
+    // still queued in the io_context are destroyed with it, after this: they
+    // use shared_ and metrics_, which are declared before it to outlive it.
     hub_->stop();
-    shared_.reset();
+    store_.reset();
     api_.reset();
     hub_.reset();
-    store_.reset();
     spdlog::info("vellum: stopped");
     return ok_status();
   }
@@ -755,16 +773,16 @@ class Server::Impl {
 
   ServerConfig config_;
   uint32_t threads_;
+  Metrics metrics_;
+  std::unique_ptr<Shared> shared_;
   net::io_context ioc_;
   tcp::acceptor acceptor_;
   net::signal_set signals_;
   std::optional<ssl::context> tls_;
   Authenticator auth_;
-  Metrics metrics_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Hub> hub_;
   std::unique_ptr<Api> api_;
-  std::unique_ptr<Shared> shared_;
   std::unique_ptr<net::steady_timer> shutdown_timer_;
   std::chrono::steady_clock::time_point shutdown_deadline_;
 };

@@ -21,7 +21,9 @@
 
 namespace vellum::wire {
 
-using Json = nlohmann::json;
+// Objects keep their key order: data and metadata are stored as the client
+// wrote them (nlohmann::json would sort keys).
+using Json = nlohmann::ordered_json;
 using OrderedJson = nlohmann::ordered_json;
 
 // ---- Scalars ----

@@ -28,6 +28,16 @@ TEST(Codec, ParsesWrappedAppendBody) {
   EXPECT_EQ(body->events[2].data, std::string("\0\1\2", 3));
 }
 
+// Data and metadata are stored as the client wrote them, keys in order.
+TEST(Codec, KeepsObjectKeyOrder) {
+  auto body = parse_append_body(
+      R"([{"type":"A","data":{"b":1,"a":{"z":0,"y":1}},"metadata":{"k2":1,"k1":2}}])",
+      "application/json", "");
+  ASSERT_TRUE(body.has_value()) << body.error().message;
+  EXPECT_EQ(body->events[0].data, R"({"b":1,"a":{"z":0,"y":1}})");
+  EXPECT_EQ(body->events[0].metadata, R"({"k2":1,"k1":2})");
+}
+
 TEST(Codec, BareArrayTakesExpectedRevisionFromHeader) {
   auto body = parse_append_body(R"([{"specversion":"1.0","type":"A","source":"x"}])",
                                 "application/cloudevents-batch+json", "no_stream");
