@@ -75,7 +75,7 @@ if stage asan && build_preset asan; then
   VL_SEEDS=4 VL_KILLS=20 run_ctest asan --preset asan -j "$jobs"
 fi
 
-if stage tsan && build_preset tsan store_test subscription_test; then
+if stage tsan && build_preset tsan store_test subscription_test vellum; then
   log "tests: tsan"
   run_ctest tsan --preset tsan -j "$jobs"
 fi

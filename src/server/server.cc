@@ -605,7 +605,9 @@ class Server::Impl {
         threads_(config_.threads != 0 ? config_.threads
                                       : std::max(1u, std::thread::hardware_concurrency())),
         ioc_(static_cast<int>(threads_)),
-        acceptor_(ioc_),
+        // The acceptor and the shutdown sequence share one strand: a
+        // completing accept must not race the close in begin_shutdown.
+        acceptor_(net::make_strand(ioc_)),
         signals_(ioc_, SIGINT, SIGTERM),
         auth_(config_.api_keys) {}
 
@@ -638,7 +640,8 @@ class Server::Impl {
 
   Status run() {
     signals_.async_wait([this](error_code error, int signal) {
-      if (!error) begin_shutdown(signal);
+      if (error) return;
+      net::post(acceptor_.get_executor(), [this, signal] { begin_shutdown(signal); });
     });
     do_accept();
     std::vector<std::thread> threads;
@@ -745,7 +748,7 @@ class Server::Impl {
     acceptor_.close(ignored);
     shutdown_deadline_ =
         std::chrono::steady_clock::now() + std::chrono::seconds(config_.shutdown_grace_seconds);
-    shutdown_timer_ = std::make_unique<net::steady_timer>(ioc_);
+    shutdown_timer_ = std::make_unique<net::steady_timer>(acceptor_.get_executor());
     wait_for_appends();
   }
 

@@ -876,12 +876,14 @@ def run_writers(server, streams_of_writer, appends_per_writer, events_per_append
     return threads
 
 
-async def collect(ws, done, timeout=40):
-    """Frames until done(events) is true; returns (events, caughtUp count)."""
+async def collect(ws, done, timeout=40, need_caught_up=True):
+    """Frames until done(events) is true and caughtUp has come (it may follow the last event
+    when catch-up reaches the head after the writers stopped); returns (events, caughtUp
+    count)."""
     events = []
     caught_up = 0
     deadline = time.monotonic() + timeout
-    while not done(events):
+    while not done(events) or (need_caught_up and caught_up == 0):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TestFailure(f"subscription stalled after {len(events)} events")
@@ -996,7 +998,7 @@ def slow_subscriber_switches_to_catch_up(env):
             deadline = time.monotonic() + 40
             stream_task = asyncio.ensure_future(collect(
                 ws_stream, lambda events: state["expected"] is not None and
-                len(events) >= len(state["expected"]["stream"])))
+                len(events) >= len(state["expected"]["stream"]), need_caught_up=False))
             while state["expected"] is None or len(received) < len(state["expected"]["all"]):
                 check(time.monotonic() < deadline, f"slow subscriber stalled at {len(received)}")
                 try:
