@@ -25,7 +25,7 @@ def main():
     rows = load(args[0])
     engine1 = pick(rows, system="vellum", scenario="append", batch=1)
     engine100 = pick(rows, system="vellum", scenario="append", batch=100)
-    engine_read = pick(rows, system="vellum", scenario="read-stream")
+    engine_read = pick(rows, system="vellum", scenario="read-stream-100-copy")
     http1 = [r for r in rows if r.get("scenario") == "http-append"]
     read = pick(rows, scenario="http-read")
     fans = [r for r in rows if r.get("scenario") == "ws-fanout"]
@@ -56,12 +56,12 @@ def main():
         f"| append, 100 events/request | {h100['events_per_s']:,.0f} ev/s (p99 {h100['p99_ms']} "
         f"ms) | {engine100['events_per_sec']:,.0f} ev/s | "
         f"{h100['events_per_s'] / engine100['events_per_sec']:.2f}x | |",
-        f"| read 100-event pages | {read['events_per_s']:,.0f} ev/s (p99 {read['p99_ms']} ms) | "
+        f"| read 100-event pages (engine: read_stream, copying) | {read['events_per_s']:,.0f} ev/s (p99 {read['p99_ms']} ms) | "
         f"{engine_read['events_per_sec']:,.0f} ev/s | "
         f"{read['events_per_s'] / engine_read['events_per_sec']:.2f}x | |",
         "",
-        "WebSocket fan-out (`vellum-fanout-bench`, in the same process as nothing else but on "
-        "the same 2 cores as the server): 1 writer appends over HTTP (fsync) at a fixed rate, "
+        "WebSocket fan-out (`vellum-fanout-bench`, a separate process on "
+        "the same 2 cores as the server, writer and subscribers in it): 1 writer appends over HTTP (fsync) at a fixed rate, "
         "every subscriber receives every event; latency is append start to delivery, so it "
         "includes the fsync. Goal: p99 <= 10 ms at 1,000 subscribers x 1,000 events/s.",
         "",
