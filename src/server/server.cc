@@ -65,6 +65,10 @@ constexpr bool kIsTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
 // What sessions share: the server's parts and its shutdown state.
 struct Shared {
+  Shared(const ServerConfig& config_in, Store& store_in, Metrics& metrics_in, Hub& hub_in,
+         Api& api_in)
+      : config(config_in), store(store_in), metrics(metrics_in), hub(hub_in), api(api_in) {}
+
   const ServerConfig& config;
   Store& store;
   Metrics& metrics;

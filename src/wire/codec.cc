@@ -281,10 +281,13 @@ Result<Json> parse_json(std::string_view body, std::string_view what) {
   return parsed;
 }
 
+// Never `object[key]` on a const object for a key that may be absent: that
+// is an assertion in nlohmann (undefined behaviour without assertions).
 Result<std::string> string_field(const Json& object, const char* key, std::string_view where) {
-  const Json& value = object[key];
-  if (!value.is_string()) return invalid(fmt::format("{}.{} must be a string", where, key));
-  return value.get<std::string>();
+  auto it = object.find(key);
+  if (it == object.end()) return invalid(fmt::format("{}.{} is required", where, key));
+  if (!it->is_string()) return invalid(fmt::format("{}.{} must be a string", where, key));
+  return it->get<std::string>();
 }
 
 bool is_event_attribute(std::string_view key, const EventParseOptions& options) {
@@ -539,7 +542,9 @@ Result<std::vector<StreamAppend>> parse_transaction_body(std::string_view body) 
              expected_revision_from_json(part["expectedRevision"], where + ".expectedRevision"));
       append.expected = expected;
     }
-    VL_TRY(events, events_from_array(part["events"], where + ".events"));
+    auto events_field = part.find("events");
+    if (events_field == part.end()) return invalid(where + ".events is required");
+    VL_TRY(events, events_from_array(*events_field, where + ".events"));
     events_total += events.size();
     if (events_total > limits::kAppendEventsMax) {
       return invalid(

@@ -98,6 +98,10 @@ TEST(Codec, TransactionBody) {
   EXPECT_EQ((*appends)[1].expected, ExpectedRevision::any());
   EXPECT_EQ((*appends)[1].events.size(), 2u);
   EXPECT_FALSE(parse_transaction_body(R"({"appends":[{"events":[{"type":"A"}]}]})").has_value());
+  // Missing members are errors, never a lookup of an absent key.
+  auto no_events = parse_transaction_body(R"({"appends":[{"stream":"a-1"}]})");
+  ASSERT_FALSE(no_events.has_value());
+  EXPECT_NE(no_events.error().message.find("appends[0].events is required"), std::string::npos);
   EXPECT_FALSE(parse_transaction_body(R"({"appends":[]})").has_value());
 }
 
