@@ -91,6 +91,17 @@ std::optional<int> refuse_url(const GlobalOptions& global, std::string_view comm
                   command));
 }
 
+void add_filter_options(CLI::App& app, EventFilter& filter) {
+  app.add_option("--type", filter.types, "Only events of this type (repeatable)")
+      ->allow_extra_args(false)
+      ->delimiter(',');
+  app.add_option("--category", filter.category,
+                 "Only streams of this category (name up to the first '-')");
+  app.add_option("--subject", filter.subject, "Only events about this subject");
+  app.add_option("--stream-prefix", filter.stream_prefix,
+                 "Only streams whose name starts with this");
+}
+
 void add_as_of_options(CLI::App& app, AsOfOptions& as_of) {
   app.add_option("--as-of-position", as_of.position,
                  "Read as the log was before this position (exclusive)");

@@ -83,6 +83,10 @@ int report_error(const Error& error);
 // Prints "vellum: <message>" to stderr and returns kExitUsage.
 int report_usage_error(std::string_view message);
 
+// --type (repeatable), --category, --subject, --stream-prefix: the filter
+// options shared by read-all and export.
+void add_filter_options(CLI::App& app, EventFilter& filter);
+
 // The time travel options shared by read and read-all.
 struct AsOfOptions {
   std::optional<uint64_t> position;  // --as-of-position

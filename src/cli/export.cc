@@ -73,14 +73,7 @@ Command register_export(CLI::App& app, const GlobalOptions& global) {
   CLI::App* sub = app.add_subcommand(
       "export", "Write the global log to stdout as NDJSON (read-all's form), for import");
   sub->add_option("--from", options->from, "First position (default: 0)");
-  sub->add_option("--type", options->filter.types, "Only events of this type (repeatable)")
-      ->allow_extra_args(false)
-      ->delimiter(',');
-  sub->add_option("--category", options->filter.category,
-                  "Only streams of this category (name up to the first '-')");
-  sub->add_option("--subject", options->filter.subject, "Only events about this subject");
-  sub->add_option("--stream-prefix", options->filter.stream_prefix,
-                  "Only streams whose name starts with this");
+  add_filter_options(*sub, options->filter);
   sub->footer(
       "Filters that select part of a stream (--type, --subject, --from) give an export that\n"
       "imports only where the stream's earlier events already are: import keeps revisions.");

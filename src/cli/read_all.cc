@@ -52,14 +52,7 @@ Command register_read_all(CLI::App& app, const GlobalOptions& global) {
   sub->add_option("--limit", options->limit, "Events to print at most (0: all)")
       ->capture_default_str();
   sub->add_flag("--backward", options->backward, "Newest first");
-  sub->add_option("--type", options->filter.types, "Only events of this type (repeatable)")
-      ->allow_extra_args(false)
-      ->delimiter(',');
-  sub->add_option("--category", options->filter.category,
-                  "Only streams of this category (name up to the first '-')");
-  sub->add_option("--subject", options->filter.subject, "Only events about this subject");
-  sub->add_option("--stream-prefix", options->filter.stream_prefix,
-                  "Only streams whose name starts with this");
+  add_filter_options(*sub, options->filter);
   add_as_of_options(*sub, options->as_of);
   return Command{sub, [&global, options] { return run_read_all(global, *options); }};
 }

@@ -21,8 +21,7 @@ namespace {
 
 namespace http = boost::beast::http;
 
-void decode_body(std::string_view body, std::string_view content_type,
-                 std::string_view expected) {
+void decode_body(std::string_view body, std::string_view content_type, std::string_view expected) {
   (void)vellum::wire::parse_append_body(body, content_type, expected);
   (void)vellum::wire::parse_transaction_body(body);
   (void)vellum::wire::parse_metadata_body(body);

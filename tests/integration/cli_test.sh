@@ -20,52 +20,15 @@ cleanup() {
 trap cleanup EXIT
 
 DATA="$WORK/data"
-OUT="$WORK/out"
-ERR="$WORK/err"
-PASSED=0
-FAILED=0
-
-pass() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
-fail() {
-  FAILED=$((FAILED + 1))
-  echo "FAIL $1" >&2
-  echo "  stdout: $(head -c 2000 "$OUT")" >&2
-  echo "  stderr: $(head -c 2000 "$ERR")" >&2
-}
+# pass/fail, json_ok, check, check_stderr (and OUT, ERR, counters).
+# shellcheck source=tests/integration/cli_test_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cli_test_lib.sh"
 
 # run CMD...: runs vellum on the test store; stdout -> $OUT, stderr -> $ERR,
 # exit code -> $RC. Never aborts the script.
 run() {
   RC=0
   "$VELLUM" --data "$DATA" --durability none "$@" >"$OUT" 2>"$ERR" || RC=$?
-}
-
-# json_ok PYTHON_EXPR: evaluates the expression with `ev` = the JSON lines of
-# $OUT (a list) and `o` = its first element.
-json_ok() {
-  python3 -c '
-import json, sys
-ev = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-o = ev[0] if ev else None
-sys.exit(0 if eval(sys.argv[2]) else 1)' "$OUT" "$1"
-}
-
-# check NAME EXPECTED_RC [PYTHON_EXPR]: the last run's exit code, and
-# optionally its output.
-check() {
-  local name="$1" expected="$2" expr="${3:-}"
-  if [[ "$RC" -ne "$expected" ]]; then
-    fail "$name (exit $RC, expected $expected)"
-  elif [[ -n "$expr" ]] && ! json_ok "$expr"; then
-    fail "$name (output check: $expr)"
-  else
-    pass "$name"
-  fi
-}
-
-# check_stderr NAME PATTERN: the last run's stderr matches the pattern.
-check_stderr() {
-  if grep -q -- "$2" "$ERR"; then pass "$1"; else fail "$1 (stderr lacks '$2')"; fi
 }
 
 # ---- append -------------------------------------------------------------
