@@ -16,7 +16,8 @@ BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config python3 git
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   libboost1.81-dev libtomlplusplus-dev
   clang-14 libclang-rt-14-dev libfuzzer-14-dev
-  python3-websockets openssl curl wrk)
+  python3-websockets openssl curl wrk
+  postgresql libpqxx-dev)  # the PostgreSQL projection sink and its tests (tests/pg/)
 BENCH_PACKAGES=(postgresql redis-server sqlite3 fio libpq-dev libsqlite3-dev libhiredis-dev wrk)
 
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
