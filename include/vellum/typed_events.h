@@ -48,7 +48,7 @@ template <class T>
 concept TypedEvent = requires(const T& value, const Json& json) {
   { T::kType } -> std::convertible_to<std::string_view>;
   { T::kSchemaVersion } -> std::convertible_to<uint32_t>;
-  { Json(value) };
+  {Json(value)};
   { json.get<T>() } -> std::same_as<T>;
 };
 
@@ -114,8 +114,8 @@ class EventCodec {
   // kFailedPrecondition from upcasting (a version newer than the code).
   Result<Event> decode(std::string_view type, uint32_t version, std::string_view data) const {
     Result<Event> result = make_error(ErrorCode::kNotFound, "unknown event type");
-    bool matched = ((Ts::kType == type ? (result = decode_as<Ts>(version, data), true) : false) ||
-                    ...);
+    bool matched =
+        ((Ts::kType == type ? (result = decode_as<Ts>(version, data), true) : false) || ...);
     if (!matched) {
       return make_error(ErrorCode::kNotFound, "unknown event type '" + std::string(type) + "'");
     }
