@@ -75,7 +75,8 @@ if stage asan && build_preset asan; then
   VL_SEEDS=4 VL_KILLS=20 run_ctest asan --preset asan -j "$jobs"
 fi
 
-if stage tsan && build_preset tsan store_test subscription_test vellum; then
+if stage tsan && build_preset tsan store_test subscription_test vellum projections_test \
+    orders_example_test; then
   log "tests: tsan"
   run_ctest tsan --preset tsan -j "$jobs"
 fi
@@ -93,6 +94,16 @@ if stage bench; then
     failed=$((failed + 1))
     failed_stages+=("bench-smoke")
   fi
+  log "toolkit benchmarks smoke run"
+  aggregate_dir="$(mktemp -d)"
+  if ./build/release/bench/vellum-aggregate-bench --dir "$aggregate_dir" --events 500 \
+    --loads 5 && ./bench/toolkit/run.sh --smoke; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failed_stages+=("toolkit-bench-smoke")
+  fi
+  rm -rf "$aggregate_dir"
   log "server benchmark smoke run"
   if ./bench/server/run.sh --smoke; then
     passed=$((passed + 1))
