@@ -64,10 +64,18 @@ bool valid_projection_name(std::string_view name) {
   return true;
 }
 
-// libpq's messages end with a newline and sometimes hold several lines.
+// libpq's messages end with a newline and sometimes hold several lines
+// (indented with tabs): one line, single spaces.
 std::string one_line(std::string_view text) {
   std::string line;
-  for (char c : text) line += (c == '\n' || c == '\r') ? ' ' : c;
+  for (char c : text) {
+    const bool space = c == '\n' || c == '\r' || c == '\t' || c == ' ';
+    if (!space) {
+      line += c;
+    } else if (!line.empty() && line.back() != ' ') {
+      line += ' ';
+    }
+  }
   while (!line.empty() && line.back() == ' ') line.pop_back();
   return line;
 }
@@ -152,7 +160,9 @@ Error PostgresSink::error_from_current_exception(std::string_view doing) {
   } catch (const pqxx::broken_connection& e) {
     code = ErrorCode::kUnavailable;
     broken = true;
-    message += "connection lost: " + one_line(e.what());
+    // Failing to connect at all is not "lost"; the message says what libpq saw.
+    if (doing != "connect") message += "connection lost: ";
+    message += one_line(e.what());
   } catch (const pqxx::sql_error& e) {
     code = code_for_sqlstate(e.sqlstate());
     broken = sqlstate_ends_connection(e.sqlstate());
