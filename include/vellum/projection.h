@@ -61,7 +61,10 @@ class ProjectionSink {
 };
 
 // An in-process callback: at-least-once, checkpoint in a ToolkitDb (or in
-// memory only when `db` is null: every start replays from the beginning).
+// memory only when `db` is null: kept across stop()/start() of this sink, lost
+// with it, so every new process replays from the beginning). reset() sets the
+// checkpoint to 0 before calling `reset`, so a crash in between replays
+// (duplicates) rather than skips.
 std::unique_ptr<ProjectionSink> make_callback_sink(
     ToolkitDb* db, std::string name, std::function<Status(const EventRef&)> handle,
     std::function<Status()> reset = {});
@@ -102,8 +105,12 @@ struct ProjectionStatus {
   std::string kind;  // the sink's
   ProjectionState state = ProjectionState::kStopped;
   // The next position (revision, for stream sources) to examine: the checkpoint.
+  // With a filter it may run ahead of the durable checkpoint over events that
+  // match nothing (those are checkpointed every 10,000 events or second, and on
+  // stop); replaying them after a crash applies nothing.
   uint64_t position = 0;
-  uint64_t events_processed = 0;  // since this engine started it
+  // Events applied in committed batches since add() or the last reset().
+  uint64_t events_processed = 0;
   // Behind the head: log events (or stream events) not yet examined, and the
   // age of the oldest of them (0 when caught up).
   uint64_t lag_events = 0;
@@ -126,9 +133,11 @@ class Projections {
   // spec), and load_checkpoint()'s errors.
   Status add(ProjectionSpec spec);
 
-  // start: runs from the checkpoint (also after a failure). stop: finishes
-  // the batch in hand and stops. reset: stops, deletes the read model and
-  // checkpoint, stays stopped. rebuild: reset + start.
+  // start: runs from the checkpoint (also after a failure); a no-op when
+  // running. stop: finishes the batch in hand and stops (promptly: a live
+  // projection is woken); a failed projection stays kFailed with its error.
+  // reset: stops, deletes the read model and checkpoint, stays stopped.
+  // rebuild: reset + start.
   // Errors: kNotFound (no such projection), the sink's reset() errors.
   Status start(std::string_view name);
   Status stop(std::string_view name);
