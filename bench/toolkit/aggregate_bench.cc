@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
   if (!markdown.empty()) {
     std::ofstream out(markdown);
     out << fmt::format(
-        "### Aggregate rehydration (`vellum-aggregate-bench`)\n\n"
+        "## Aggregate rehydration (`vellum-aggregate-bench`)\n\n"
         "One aggregate of {} events (JSON data, typed decode + evolve per event), loaded {} "
         "times each way in the same run; snapshots every 100 events, so the newest is {} "
         "events behind the head.\n\n"
