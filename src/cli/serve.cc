@@ -33,8 +33,9 @@ int run_serve(const GlobalOptions& global, ServeState& state) {
   server::Server server(state.config);
   Status started = server.start();
   if (!started) return report_error(started.error());
-  spdlog::info("serving {} (durability {}, {} API keys)", state.config.data_dir,
-               state.config.durability, state.config.api_keys.size());
+  spdlog::info("serving {} (durability {}, {} API keys, {} declared projections)",
+               state.config.data_dir, state.config.durability, state.config.api_keys.size(),
+               state.config.projections.size());
   Status ran = server.run();
   if (!ran) return report_error(ran.error());
   return kExitOk;
@@ -48,7 +49,8 @@ Command register_serve(CLI::App& app, const GlobalOptions& global) {
   state->options = std::make_unique<server::ServeOptions>(*sub, state->config);
   sub->footer(
       "Precedence: flags, then VELLUM_* environment variables (VELLUM_LISTEN, ...), then the\n"
-      "--config TOML file (same names as the flags, plus data and [[api_keys]]).\n"
+      "--config TOML file (same names as the flags, plus data, [[api_keys]] and [[projections]]:\n"
+      "key-value read models kept in <data>/toolkit, docs/api/http.md \"Projections\").\n"
       "The server prints \"listening on <host:port>\" once it accepts connections.");
   return {sub, [&global, state] { return run_serve(global, *state); }};
 }

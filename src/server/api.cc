@@ -222,6 +222,35 @@ unsigned error_status(ErrorCode code) {
   return 500;
 }
 
+// How often a state read with waitFor looks at the projection's checkpoint.
+// Polling a timer keeps the I/O thread free (Projections::wait_for blocks).
+constexpr std::chrono::milliseconds kProjectionWaitPollInterval{5};
+// waitMs when a state read gives waitFor alone (capped by max-wait-ms).
+constexpr uint64_t kProjectionWaitMsDefault = 10'000;
+
+wire::OrderedJson projection_status_json(const ProjectionStatus& status) {
+  wire::OrderedJson out;
+  out["name"] = status.name;
+  out["kind"] = status.kind;
+  out["state"] = projection_state_name(status.state);
+  out["position"] = status.position;
+  out["eventsProcessed"] = status.events_processed;
+  out["lagEvents"] = status.lag_events;
+  out["lagMs"] = status.lag_ms;
+  out["error"] = status.error.empty() ? wire::OrderedJson() : wire::OrderedJson(status.error);
+  out["failedPosition"] =
+      status.failed_position ? wire::OrderedJson(*status.failed_position) : wire::OrderedJson();
+  return out;
+}
+
+// The engine's kNotFound means "no such projection" on these routes.
+HttpResponse projection_error(const Error& error, unsigned version) {
+  if (error.code == ErrorCode::kNotFound) {
+    return json_error(404, "projection_not_found", error.message, version);
+  }
+  return error_response(error, version);
+}
+
 }  // namespace
 
 Result<Target> parse_target(std::string_view target) {
@@ -303,8 +332,16 @@ struct Api::Context {
 };
 
 Api::Api(Store& store, Hub& hub, Metrics& metrics, const Authenticator& auth,
-         const ServerConfig& config)
-    : store_(store), hub_(hub), metrics_(metrics), auth_(auth), config_(config) {}
+         const ServerConfig& config, Projections* projections, ToolkitDb* toolkit_db)
+    : store_(store),
+      hub_(hub),
+      metrics_(metrics),
+      auth_(auth),
+      config_(config),
+      projections_(projections),
+      toolkit_db_(toolkit_db) {}
+
+void Api::finish_projection_work() { projection_work_.join(); }
 
 void Api::handle(HttpRequest&& request, const net::any_io_executor& executor, Respond respond) {
   auto context = std::make_shared<Context>();
@@ -403,10 +440,13 @@ void Api::route(Context& context) {
     }
     HttpResponse response{http::status::ok, context.version()};
     response.set(http::field::content_type, "text/plain; version=0.0.4");
-    response.body() = metrics_.render(store_.stats());
+    response.body() =
+        metrics_.render(store_.stats(), projections_ != nullptr ? projections_->list()
+                                                                : std::vector<ProjectionStatus>());
     response.prepare_payload();
     return context.reply(std::move(response));
   }
+  if (first == "projections") return route_projections(context);
   if (first == "subscribe" && segments.size() == 1) {
     context.label->route = "/subscribe";
     return context.fail(426, "upgrade_required",
@@ -740,6 +780,219 @@ void Api::put_metadata(Context& context, const std::string& stream) {
   wire::OrderedJson body = wire::metadata_to_json(*metadata);
   body["stream"] = stream;
   context.reply(json_ok(body, context.version()));
+}
+
+// ---- Projections ----
+
+void Api::route_projections(Context& context) {
+  const auto& segments = context.target.segments;
+  http::verb method = context.request.method();
+  const bool get = method == http::verb::get;
+  auto method_not_allowed = [&] {
+    context.fail(
+        405, "method_not_allowed",
+        fmt::format("{} is not allowed on this endpoint", context.request.method_string()));
+  };
+  context.label->route = "/projections";
+  if (projections_ == nullptr) {
+    return context.fail(404, "not_found", "this server runs no projections");
+  }
+  bool is_state = segments.size() >= 3 && segments[2] == "state";
+  if (segments.size() == 3 && !is_state) {
+    context.label->route = "/projections/{name}/{action}";
+    const std::string& action = segments[2];
+    if (action != "start" && action != "stop" && action != "reset" && action != "rebuild") {
+      return context.fail(404, "not_found",
+                          "no projection action \"" + action + "\" (start, stop, reset, rebuild)");
+    }
+    if (method != http::verb::post) return method_not_allowed();
+    return control_projection(context, segments[1], action);
+  }
+  if (segments.size() > 4) return context.fail(404, "not_found", "no such endpoint");
+  if (segments.size() == 2) context.label->route = "/projections/{name}";
+  if (segments.size() == 3) context.label->route = "/projections/{name}/state";
+  if (segments.size() == 4) context.label->route = "/projections/{name}/state/{key}";
+  if (!get) return method_not_allowed();
+  // A read model is built from many streams: reading it is a cross-stream
+  // read (auth.h), allowed to keys granted every stream.
+  if (!auth_.allows_prefix(context.key, Access::kRead, "")) {
+    return context.fail(403, "forbidden", "reading projections needs a key granted *");
+  }
+  if (segments.size() == 1) {
+    wire::OrderedJson body;
+    body["projections"] = wire::OrderedJson::array();
+    for (const ProjectionStatus& status : projections_->list()) {
+      body["projections"].push_back(projection_status_json(status));
+    }
+    return context.reply(json_ok(body, context.version()));
+  }
+  if (segments.size() == 2) {
+    auto status = projections_->status(segments[1]);
+    if (!status) return context.reply(projection_error(status.error(), context.version()));
+    return context.reply(json_ok(projection_status_json(*status), context.version()));
+  }
+  std::optional<std::string> key;
+  if (segments.size() == 4) key = segments[3];
+  read_projection_state(context, segments[1], std::move(key));
+}
+
+void Api::control_projection(Context& context, const std::string& name, const std::string& action) {
+  if (!auth_.allows_prefix(context.key, Access::kAdmin, "")) {
+    return context.fail(403, "forbidden",
+                        "starting, stopping, resetting and rebuilding projections needs an admin "
+                        "key granted *");
+  }
+  // Stopping waits for the batch in hand and resetting deletes a read model:
+  // neither may hold an I/O thread. The response is sent from the work thread.
+  boost::asio::post(projection_work_,
+                    [this, respond = context.respond, version = context.version(), name, action] {
+                      Status done = action == "start"   ? projections_->start(name)
+                                    : action == "stop"  ? projections_->stop(name)
+                                    : action == "reset" ? projections_->reset(name)
+                                                        : projections_->rebuild(name);
+                      if (!done) return respond(projection_error(done.error(), version));
+                      auto status = projections_->status(name);
+                      if (!status) return respond(projection_error(status.error(), version));
+                      respond(json_ok(projection_status_json(*status), version));
+                    });
+}
+
+// A state read waiting for the projection to pass a position (read-your-
+// writes): a timer polls the checkpoint, so no thread waits.
+struct Api::ProjectionWait {
+  std::string name;
+  std::optional<std::string> key;
+  Target target;
+  unsigned version = 11;
+  uint64_t position = 0;  // answer once the event at this position is processed
+  Clock::time_point deadline;
+  Respond respond;
+  std::unique_ptr<net::steady_timer> timer;
+};
+
+void Api::read_projection_state(Context& context, const std::string& name,
+                                std::optional<std::string> key) {
+  auto wait_for = query_number(context.target, "waitFor");
+  if (!wait_for) return context.fail(wait_for.error());
+  auto wait_ms = query_number(context.target, "waitMs");
+  if (!wait_ms) return context.fail(wait_ms.error());
+  if (!*wait_for) {
+    if (*wait_ms) return context.fail(400, "invalid_argument", "waitMs goes with waitFor");
+    return context.reply(projection_state_response(name, key, context.target, context.version()));
+  }
+  uint64_t wait_ms_value =
+      wait_ms->value_or(std::min<uint64_t>(kProjectionWaitMsDefault, config_.max_wait_ms));
+  if (wait_ms_value > config_.max_wait_ms) {
+    return context.fail(400, "invalid_argument",
+                        fmt::format("waitMs may be at most {}", config_.max_wait_ms));
+  }
+  auto wait = std::make_shared<ProjectionWait>();
+  wait->name = name;
+  wait->key = std::move(key);
+  wait->target = context.target;
+  wait->version = context.version();
+  wait->position = **wait_for;
+  wait->deadline = Clock::now() + std::chrono::milliseconds(wait_ms_value);
+  wait->respond = context.respond;
+  wait->timer = std::make_unique<net::steady_timer>(context.executor);
+  poll_projection(wait);
+}
+
+void Api::poll_projection(const std::shared_ptr<ProjectionWait>& wait) {
+  auto status = projections_->status(wait->name);
+  if (!status) return wait->respond(projection_error(status.error(), wait->version));
+  // The checkpoint is the next position to examine: past the awaited event.
+  if (status->position > wait->position) {
+    return wait->respond(
+        projection_state_response(wait->name, wait->key, wait->target, wait->version));
+  }
+  if (status->state != ProjectionState::kRunning) {
+    return wait->respond(
+        json_error(409, "failed_precondition",
+                   fmt::format("projection {} is {} at position {}{}{}: it will not reach {}",
+                               wait->name, projection_state_name(status->state), status->position,
+                               status->error.empty() ? "" : ": ", status->error, wait->position),
+                   wait->version));
+  }
+  if (Clock::now() >= wait->deadline) {
+    return wait->respond(
+        json_error(504, "timeout",
+                   fmt::format("projection {} is at position {}, not past {}, after waitMs",
+                               wait->name, status->position, wait->position),
+                   wait->version));
+  }
+  wait->timer->expires_after(kProjectionWaitPollInterval);
+  wait->timer->async_wait([this, wait](const boost::system::error_code& error) {
+    if (!error) poll_projection(wait);
+  });
+}
+
+HttpResponse Api::projection_state_response(const std::string& name,
+                                            const std::optional<std::string>& key,
+                                            const Target& target, unsigned version) {
+  auto kind = projections_->kind(name);
+  if (!kind) return projection_error(kind.error(), version);
+  if (*kind != "kv" || toolkit_db_ == nullptr) {
+    return json_error(400, "invalid_argument",
+                      fmt::format("projection {} has a {} sink: only kv projections keep state "
+                                  "the server can read",
+                                  name, *kind),
+                      version);
+  }
+  if (key) {
+    auto value = toolkit_db_->kv_get(name, *key);
+    if (!value) return error_response(value.error(), version);
+    if (!*value) {
+      return json_error(404, "key_not_found",
+                        fmt::format("projection {} has no key \"{}\"", name, *key), version);
+    }
+    // Values are JSON by convention; a C++ sink may have stored other bytes.
+    bool is_json = wire::OrderedJson::accept(**value);
+    HttpResponse response = json_response(200, std::move(**value), version);
+    if (!is_json) response.set(http::field::content_type, "application/octet-stream");
+    return response;
+  }
+  std::string prefix = query_text(target, "prefix");
+  std::string after = query_text(target, "after");
+  auto limit = query_number(target, "limit");
+  if (!limit) return error_response(limit.error(), version);
+  uint64_t count_max = limit->value_or(100);
+  if (count_max == 0 || count_max > kStateKeysPerPageMax) {
+    return json_error(400, "invalid_argument",
+                      fmt::format("query parameter limit must be 1..{}", kStateKeysPerPageMax),
+                      version);
+  }
+  // The smallest key after `after` is `after` followed by a zero byte.
+  std::string start = after.empty() ? prefix : std::max(prefix, after + std::string(1, '\0'));
+  wire::OrderedJson items = wire::OrderedJson::array();
+  size_t page_bytes = 0;
+  bool more = false;
+  std::string last_key;
+  Status scanned = toolkit_db_->kv_scan(
+      name, prefix, start, static_cast<uint32_t>(count_max + 1),
+      [&](std::string_view item_key, std::string_view value) {
+        if (items.size() == count_max || page_bytes >= kStatePageBytesMax) {
+          more = true;
+          return false;
+        }
+        wire::OrderedJson item;
+        item["key"] = item_key;
+        wire::OrderedJson parsed = wire::OrderedJson::parse(value, nullptr, false);
+        if (parsed.is_discarded()) {
+          item["valueBase64"] = wire::base64_encode(value);
+        } else {
+          item["value"] = std::move(parsed);
+        }
+        items.push_back(std::move(item));
+        page_bytes += item_key.size() + value.size();
+        last_key = item_key;
+        return true;
+      });
+  if (!scanned) return error_response(scanned.error(), version);
+  wire::OrderedJson body;
+  body["items"] = std::move(items);
+  body["next"] = more ? wire::OrderedJson(last_key) : wire::OrderedJson();
+  return json_ok(body, version);
 }
 
 // ---- Subscriptions ----

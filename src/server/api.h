@@ -13,9 +13,12 @@
 #include <unordered_map>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/http.hpp>
 
+#include "vellum/projection.h"
 #include "vellum/store.h"
+#include "vellum/toolkit_db.h"
 
 #include "server/auth.h"
 #include "server/config.h"
@@ -52,10 +55,19 @@ HttpResponse error_response(const Error& error, unsigned version);
 HttpResponse json_error(unsigned status, std::string_view code, std::string_view message,
                         unsigned version);
 
+// Most keys one GET /projections/{name}/state page returns, and the size at
+// which a page stops early (values can be up to an event's size each).
+inline constexpr uint32_t kStateKeysPerPageMax = 1000;
+inline constexpr size_t kStatePageBytesMax = size_t{4} << 20;
+
 class Api {
  public:
+  // `projections` and `toolkit_db` may be null (no /projections endpoints);
+  // when given they must outlive the Api's use: call finish_projection_work()
+  // before destroying them.
   Api(Store& store, Hub& hub, Metrics& metrics, const Authenticator& auth,
-      const ServerConfig& config);
+      const ServerConfig& config, Projections* projections = nullptr,
+      ToolkitDb* toolkit_db = nullptr);
 
   // Handles one request; `respond` gets the response (synchronously for
   // reads, later for appends and long polls). `executor` runs the timers of
@@ -70,6 +82,11 @@ class Api {
   void set_ready(bool ready) { ready_.store(ready); }
   // Appends accepted and not yet answered (graceful shutdown waits for 0).
   int64_t appends_in_flight() const { return appends_in_flight_.load(); }
+  // Waits until every projection start/stop/reset/rebuild accepted so far
+  // has finished (they run on a thread of their own: stopping a projection
+  // waits for its batch, which an I/O thread must not). At shutdown, after
+  // the io_context stopped and before the projections are destroyed.
+  void finish_projection_work();
 
  private:
   struct Context;
@@ -87,6 +104,15 @@ class Api {
   void submit_append(Context& context, std::vector<StreamAppend> appends, bool single);
   void long_poll(Context& context, const std::string& stream, ReadStreamOptions options,
                  uint32_t wait_ms);
+  void route_projections(Context& context);
+  void control_projection(Context& context, const std::string& name, const std::string& action);
+  void read_projection_state(Context& context, const std::string& name,
+                             std::optional<std::string> key);
+  struct ProjectionWait;
+  void poll_projection(const std::shared_ptr<ProjectionWait>& wait);
+  HttpResponse projection_state_response(const std::string& name,
+                                         const std::optional<std::string>& key,
+                                         const Target& target, unsigned version);
 
   Store& store_;
   Hub& hub_;
@@ -95,6 +121,11 @@ class Api {
   const ServerConfig& config_;
   std::atomic<bool> ready_{false};
   std::atomic<int64_t> appends_in_flight_{0};
+  Projections* projections_;
+  ToolkitDb* toolkit_db_;
+  // Runs projection start/stop/reset/rebuild off the I/O threads; one
+  // thread, so that operations on a projection apply in the order received.
+  boost::asio::thread_pool projection_work_{1};
 };
 
 }  // namespace vellum::server

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "server/config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 
@@ -82,6 +83,77 @@ Result<ApiKey> parse_api_key(const toml::table& table, size_t index) {
   return api_key;
 }
 
+Result<std::string> optional_string(const toml::table& table, const char* key,
+                                    std::string_view where) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return std::string();
+  std::optional<std::string> text = node->value<std::string>();
+  if (!text) return invalid(fmt::format("{}: {} must be a string", where, key));
+  return *text;
+}
+
+Result<DeclaredProjection> parse_projection(const toml::table& table, size_t index) {
+  std::string where = fmt::format("projections[{}]", index);
+  static constexpr std::string_view kKeys[] = {"name",    "stream",       "category", "types",
+                                               "subject", "streamPrefix", "key",      "reduce"};
+  for (const auto& [key, value] : table) {
+    if (std::find(std::begin(kKeys), std::end(kKeys), key.str()) == std::end(kKeys)) {
+      return invalid(fmt::format(
+          "{}: unknown key \"{}\" (name, stream, category, types, subject, streamPrefix, key, "
+          "reduce)",
+          where, key.str()));
+    }
+  }
+  DeclaredProjectionFields fields;
+  VL_TRY(name, optional_string(table, "name", where));
+  if (name.empty()) return invalid(where + ": name is required");
+  fields.name = std::move(name);
+  VL_TRY(stream, optional_string(table, "stream", where));
+  fields.stream = std::move(stream);
+  VL_TRY(category, optional_string(table, "category", where));
+  fields.filter.category = std::move(category);
+  VL_TRY(subject, optional_string(table, "subject", where));
+  fields.filter.subject = std::move(subject);
+  VL_TRY(stream_prefix, optional_string(table, "streamPrefix", where));
+  fields.filter.stream_prefix = std::move(stream_prefix);
+  if (const toml::node* types = table.get("types")) {
+    const toml::array* array = types->as_array();
+    if (array == nullptr) return invalid(where + ": types must be an array of event types");
+    for (const toml::node& type : *array) {
+      std::optional<std::string> text = type.value<std::string>();
+      if (!text || text->empty()) return invalid(where + ": types must hold non-empty strings");
+      fields.filter.types.push_back(*text);
+    }
+  }
+  VL_TRY(key, optional_string(table, "key", where));
+  if (key.empty()) {
+    return invalid(where + ": key is required (\"subject\", \"stream\" or a JSON pointer)");
+  }
+  fields.key = std::move(key);
+  VL_TRY(reduce, optional_string(table, "reduce", where));
+  if (reduce.empty()) return invalid(where + ": reduce is required (latest, merge or count)");
+  fields.reduce = std::move(reduce);
+  return parse_declared_projection(fields, where);
+}
+
+Status parse_projections(const toml::node& node, std::vector<DeclaredProjection>& projections) {
+  const toml::array* array = node.as_array();
+  if (array == nullptr) return invalid("config file: projections must be an array of tables");
+  for (size_t i = 0; i < array->size(); i++) {
+    const toml::table* table = array->get(i)->as_table();
+    if (table == nullptr) return invalid("config file: projections must be an array of tables");
+    VL_TRY(projection, parse_projection(*table, i));
+    for (const DeclaredProjection& earlier : projections) {
+      if (earlier.name == projection.name) {
+        return invalid(
+            fmt::format("projections[{}]: the name \"{}\" is already taken", i, projection.name));
+      }
+    }
+    projections.push_back(std::move(projection));
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 const char* role_name(Role role) {
@@ -160,7 +232,8 @@ ServeOptions::ServeOptions(CLI::App& app, ServerConfig& config) : config_(config
       "Per-subscriber send queue; a slower client is switched to catch-up reads");
   add("shutdown-grace-seconds", config.shutdown_grace_seconds,
       "On SIGTERM/SIGINT, how long to wait for in-flight requests");
-  app.add_option("--config", config.config_file, "TOML configuration file (also api_keys)")
+  app.add_option("--config", config.config_file,
+                 "TOML configuration file (also api_keys, projections)")
       ->envname("VELLUM_CONFIG");
   app_for_add_ = nullptr;
 }
@@ -178,7 +251,7 @@ Status ServeOptions::finish(bool data_dir_given) {
     }
     for (const auto& [key, node] : table) {
       std::string_view name = key.str();
-      if (name == "api_keys" || name == "data") continue;
+      if (name == "api_keys" || name == "data" || name == "projections") continue;
       bool known = false;
       for (const auto& entry : entries_) known = known || entry->key == name;
       if (!known) {
@@ -209,6 +282,13 @@ Status ServeOptions::finish(bool data_dir_given) {
           return invalid("config file: api_keys must be an array of tables");
         VL_TRY(api_key, parse_api_key(*key_table, i));
         config_.api_keys.push_back(std::move(api_key));
+      }
+    }
+    if (const toml::node* projections = table.get("projections")) {
+      Status parsed = parse_projections(*projections, config_.projections);
+      if (!parsed) {
+        return invalid(
+            fmt::format("config file {}: {}", config_.config_file, parsed.error().message));
       }
     }
   }

@@ -14,6 +14,7 @@
 #include "vellum/result.h"
 
 #include "base/sha256.h"
+#include "server/declared_projections.h"
 
 namespace vellum::server {
 
@@ -52,6 +53,9 @@ struct ServerConfig {
   uint32_t shutdown_grace_seconds = 30;
 
   std::vector<ApiKey> api_keys;  // from the config file only
+  // [[projections]] of the config file only: key-value read models the
+  // server keeps and serves (declared_projections.h).
+  std::vector<DeclaredProjection> projections;
 };
 
 // Registers every serve option on `app` (the `serve` subcommand), writing

@@ -34,6 +34,64 @@ void sample(std::string& out, const char* name, const char* type, const char* he
 
 std::string bound_text(double bound) { return fmt::format("{}", bound); }
 
+// A Prometheus label value: backslash, quote and newline escaped.
+std::string label_value(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    if (c == '\\' || c == '"') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+double state_value(ProjectionState state) {
+  switch (state) {
+    case ProjectionState::kStopped:
+      return 0;
+    case ProjectionState::kRunning:
+      return 1;
+    case ProjectionState::kFailed:
+      return 2;
+  }
+  return 0;
+}
+
+// One gauge or counter with a sample per projection.
+void per_projection(std::string& out, const char* name, const char* type, const char* help,
+                    const std::vector<ProjectionStatus>& projections,
+                    double (*value_of)(const ProjectionStatus&)) {
+  header(out, name, type, help);
+  for (const ProjectionStatus& status : projections) {
+    out += fmt::format("{}{{projection=\"{}\"}} {}\n", name, label_value(status.name),
+                       value_of(status));
+  }
+}
+
+void render_projections(std::string& out, const std::vector<ProjectionStatus>& projections) {
+  per_projection(out, "vellum_projection_lag_events", "gauge",
+                 "Events of the projection's source not yet examined.", projections,
+                 [](const ProjectionStatus& s) { return static_cast<double>(s.lag_events); });
+  per_projection(out, "vellum_projection_lag_seconds", "gauge",
+                 "Age of the oldest event the projection has not examined (0 when caught up).",
+                 projections,
+                 [](const ProjectionStatus& s) { return static_cast<double>(s.lag_ms) / 1000.0; });
+  per_projection(out, "vellum_projection_position", "gauge",
+                 "The projection's checkpoint: the next position (revision for stream sources) "
+                 "to examine.",
+                 projections,
+                 [](const ProjectionStatus& s) { return static_cast<double>(s.position); });
+  per_projection(out, "vellum_projection_events_processed_total", "counter",
+                 "Events the projection has handled since this server started it.", projections,
+                 [](const ProjectionStatus& s) { return static_cast<double>(s.events_processed); });
+  per_projection(out, "vellum_projection_state", "gauge",
+                 "0 stopped, 1 running, 2 failed (stopped on an error; see GET /projections).",
+                 projections, [](const ProjectionStatus& s) { return state_value(s.state); });
+}
+
 }  // namespace
 
 Histogram::Histogram(std::vector<double> bounds)
@@ -82,7 +140,8 @@ void Metrics::append_done(double seconds, uint64_t events) {
 
 void Metrics::read_done(double seconds) { read_seconds_.observe(seconds); }
 
-std::string Metrics::render(const StoreStats& stats) const {
+std::string Metrics::render(const StoreStats& stats,
+                            const std::vector<ProjectionStatus>& projections) const {
   std::string out;
   auto d = [](uint64_t v) { return static_cast<double>(v); };
   sample(out, "vellum_appends_total", "counter", "Successful appends (incl. idempotent replays).",
@@ -138,6 +197,7 @@ std::string Metrics::render(const StoreStats& stats) const {
   append_events_.render(out, "vellum_append_events", "");
   header(out, "vellum_read_duration_seconds", "histogram", "HTTP read latency.");
   read_seconds_.render(out, "vellum_read_duration_seconds", "");
+  render_projections(out, projections);
   header(out, "vellum_http_requests_total", "counter", "HTTP requests by route and status.");
   std::lock_guard lock(requests_mutex_);
   for (const auto& [key, count] : requests_) {

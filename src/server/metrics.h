@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "vellum/projection.h"
 #include "vellum/store.h"
 
 namespace vellum::server {
@@ -50,8 +51,11 @@ class Metrics {
   std::atomic<uint64_t> subscription_events_sent{0};
   std::atomic<uint64_t> rejected_connections{0};
 
-  // The whole exposition, with the store's own counters.
-  std::string render(const StoreStats& stats) const;
+  // The whole exposition, with the store's own counters and the status of
+  // every projection (labelled by name: there are few, and names are chosen
+  // by the operator, not by clients).
+  std::string render(const StoreStats& stats,
+                     const std::vector<ProjectionStatus>& projections = {}) const;
 
  private:
   Histogram append_seconds_;

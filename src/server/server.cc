@@ -28,8 +28,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "vellum/projection.h"
+#include "vellum/toolkit_db.h"
+
 #include "server/api.h"
 #include "server/auth.h"
+#include "server/declared_projections.h"
 #include "server/hub.h"
 #include "server/metrics.h"
 #include "wire/codec.h"
@@ -635,7 +639,9 @@ class Server::Impl {
     store_ = std::move(store);
     hub_ = std::make_unique<Hub>(*store_, metrics_);
     VL_RETURN_IF_ERROR(hub_->start());
-    api_ = std::make_unique<Api>(*store_, *hub_, metrics_, auth_, config_);
+    VL_RETURN_IF_ERROR(start_projections());
+    api_ = std::make_unique<Api>(*store_, *hub_, metrics_, auth_, config_, projections_.get(),
+                                 toolkit_db_.get());
     shared_ = std::make_unique<Shared>(config_, *store_, metrics_, *hub_, *api_);
     VL_RETURN_IF_ERROR(listen(host, port));
     api_->set_ready(true);
@@ -658,6 +664,12 @@ class Server::Impl {
     // still queued in the io_context are destroyed with it, after this: they
     // use shared_ and metrics_, which are declared before it to outlive it.
     hub_->stop();
+    // Projections read the store and write the toolkit database: they stop
+    // (each finishing its batch and checkpoint) before either closes, and
+    // after the last start/stop/reset/rebuild requested over HTTP.
+    api_->finish_projection_work();
+    projections_.reset();
+    toolkit_db_.reset();
     store_.reset();
     api_.reset();
     hub_.reset();
@@ -666,6 +678,29 @@ class Server::Impl {
   }
 
  private:
+  // The toolkit's database lives beside the log and the index
+  // (<data>/toolkit: the store reads only its own log/ and index/), and holds
+  // the read models and checkpoints of the projections declared in the
+  // config file, which start here.
+  Status start_projections() {
+    VL_TRY(db, ToolkitDb::open(config_.data_dir + "/toolkit"));
+    toolkit_db_ = std::move(db);
+    projections_ = std::make_unique<Projections>(*store_);
+    for (const DeclaredProjection& declared : config_.projections) {
+      Status added = projections_->add(make_declared_projection_spec(declared, *toolkit_db_));
+      if (!added) {
+        return make_error(added.error().code,
+                          fmt::format("projection {}: {}", declared.name, added.error().message));
+      }
+      spdlog::info("projection {}: key {}, reduce {}", declared.name,
+                   declared.key == ProjectionKey::kSubject  ? "subject"
+                   : declared.key == ProjectionKey::kStream ? "stream"
+                                                            : declared.key_pointer,
+                   projection_reduce_name(declared.reduce));
+    }
+    return ok_status();
+  }
+
   Status setup_tls() {
     if (config_.tls_cert.empty()) return ok_status();
     tls_.emplace(ssl::context::tls_server);
@@ -788,6 +823,9 @@ class Server::Impl {
   std::optional<ssl::context> tls_;
   Authenticator auth_;
   std::unique_ptr<Store> store_;
+  // Declared after the store so that they are destroyed before it.
+  std::unique_ptr<ToolkitDb> toolkit_db_;
+  std::unique_ptr<Projections> projections_;
   std::unique_ptr<Hub> hub_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<net::steady_timer> shutdown_timer_;

@@ -5,9 +5,12 @@
 // segments, percent-decoding, query), then the body through the JSON
 // decoders of every endpoint that takes one. No input may crash, trip an
 // assertion or read out of bounds; each is either decoded or refused with
-// kInvalidArgument.
+// kInvalidArgument. The bytes are also tried as the key (JSON pointer) of a
+// declared projection, applied to a fixed event.
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,6 +18,7 @@
 #include <boost/beast/http.hpp>
 
 #include "server/api.h"
+#include "server/declared_projections.h"
 #include "wire/codec.h"
 
 namespace {
@@ -32,6 +36,50 @@ void decode_body(std::string_view body, std::string_view content_type, std::stri
     (void)vellum::wire::event_from_json(json, "fuzz", options);
     (void)vellum::wire::expected_revision_from_json(json, "fuzz");
   }
+}
+
+// Keeps values in a map, as the kv sink's view does.
+class MapView : public vellum::KvView {
+ public:
+  vellum::Result<std::optional<std::string>> get(std::string_view key) override {
+    auto it = values_.find(std::string(key));
+    if (it == values_.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
+  }
+  void put(std::string_view key, std::string_view value) override {
+    values_[std::string(key)] = std::string(value);
+  }
+  void erase(std::string_view key) override { values_.erase(std::string(key)); }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+void try_projection_key(std::string_view key) {
+  vellum::server::DeclaredProjectionFields fields;
+  fields.name = "fuzz";
+  fields.key = std::string(key);
+  fields.reduce = "count";
+  auto projection = vellum::server::parse_declared_projection(fields, "fuzz");
+  if (!projection) return;
+  vellum::Uuid id{};
+  vellum::EventRef event{id,
+                         "s-1",
+                         0,
+                         0,
+                         "T",
+                         "application/json",
+                         R"({"a":{"b":["x",7,{"":"y"}]},"a/b":1,"m~n":"z"})",
+                         {},
+                         {},
+                         {},
+                         "subject",
+                         0,
+                         0,
+                         1,
+                         0};
+  MapView view;
+  (void)vellum::server::apply_declared_projection(*projection, event, view);
 }
 
 }  // namespace
@@ -59,5 +107,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)vellum::server::parse_target(bytes);
   (void)vellum::wire::parse_rfc3339(bytes);
   (void)vellum::wire::base64_decode(bytes);
+  try_projection_key(bytes);
   return 0;
 }

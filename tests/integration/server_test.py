@@ -8,7 +8,8 @@ library (Debian: python3-websockets): appends, transactions, reads, filters,
 time travel, deletion, metadata, every error status, idempotency, API keys,
 the non-loopback guard, config precedence, long polls, WebSocket
 subscriptions (catch-up -> live under concurrent writers, slow readers),
-TLS, and graceful shutdown under load.
+TLS, graceful shutdown under load, and projections declared in the config
+file (state reads, paging, stop/start/reset/rebuild, lag metrics, restarts).
 
 Usage: /usr/bin/python3 server_test.py <path to vellum> [test name substring ...]
 Env: VL_KEEP_WORK=1 keeps the temporary directory (server logs are there).
@@ -1379,6 +1380,216 @@ def graceful_shutdown_under_load(env):
                  (result["stream"], result["position"]), "where the 200 said")
     check_eq(len(by_id), len(everything), "no duplicate ids in the log")
     env.notes.append(f"shutdown: {len(acked)} acked ({before} before SIGTERM), {outcomes}")
+
+
+# ---- Projections (declared in the config file) ----
+
+PROJECTIONS_CONFIG = """
+[[projections]]
+name = "users"
+category = "user"
+types = ["UserRegistered", "EmailChanged", "UserErased"]
+key = "subject"
+reduce = "merge"
+
+[[projections]]
+name = "events-per-user"
+category = "user"
+key = "subject"
+reduce = "count"
+
+[[projections]]
+name = "last-order"
+category = "order"
+key = "/data/userId"
+reduce = "latest"
+"""
+
+
+def projection_metric(server, name, projection):
+    r = server.get("/metrics")
+    check_eq(r.status, 200, f"GET /metrics: {r}")
+    pattern = (re.escape(name) + r'\{projection="' + re.escape(projection) + r'"\} (\S+)$')
+    match = re.search(pattern.encode(), r.body, re.M)
+    check(match is not None, f"metric {name}{{projection={projection!r}}} missing")
+    return float(match.group(1))
+
+
+def state(server, projection, key, wait_for=None, status=200):
+    """GET /projections/{projection}/state/{key}[?waitFor=]; the JSON value."""
+    path = (f"/projections/{projection}/state/" + urllib.parse.quote(key, safe=""))
+    if wait_for is not None:
+        path += f"?waitFor={wait_for}&waitMs=10000"
+    r = server.get(path)
+    check_eq(r.status, status, f"GET {path}: {r}")
+    return r.json()
+
+
+def all_state(server, projection, limit=2):
+    """Every key and value of a kv projection, following `next`."""
+    items = {}
+    after = None
+    while True:
+        query = f"limit={limit}" + (f"&after={urllib.parse.quote(after)}" if after else "")
+        r = server.get(f"/projections/{projection}/state?{query}")
+        check_eq(r.status, 200, f"state page: {r}")
+        page = r.json()
+        check(len(page["items"]) <= limit, f"page larger than limit: {page}")
+        for item in page["items"]:
+            check(item["key"] not in items, f"key {item['key']} on two pages")
+            items[item["key"]] = item["value"]
+        if page["next"] is None:
+            return items
+        after = page["next"]
+
+
+@test
+def projections_declared_in_config(env):
+    config = write_config("projections.toml", PROJECTIONS_CONFIG)
+    s = Server("projections", global_args=["--durability", "none"],
+               args=["--config", config]).start()
+    s.ok_append("user-1", [ev("UserRegistered", subject="alice",
+                              data={"name": "Alice", "email": "a@x", "roles": {"admin": True}})])
+    s.ok_append("user-2", [ev("UserRegistered", subject="bob", data={"name": "Bob"})])
+    s.ok_append("user-1", [ev("LoggedIn", subject="alice", data={})])  # not a users type
+    s.ok_append("order-1", [ev("OrderPlaced", data={"userId": "alice", "total": 5})])
+    s.ok_append("order-2", [ev("OrderPlaced", data={"total": 1})])  # no userId: skipped
+    last = s.ok_append("user-1", [ev("EmailChanged", subject="alice",
+                                     data={"email": "alice@x", "roles": {"admin": None}})])
+    position = last["lastPosition"]
+    # Read-your-writes: waitFor the position the append returned.
+    alice = state(s, "users", "alice", wait_for=position)
+    check_eq(alice, {"name": "Alice", "email": "alice@x", "roles": {}}, "merged user")
+    check_eq(state(s, "events-per-user", "alice", wait_for=position), 3, "count")
+    order = state(s, "last-order", "alice", wait_for=position)
+    check_eq((order["stream"], order["data"]["total"]), ("order-1", 5), "latest order event")
+    state(s, "last-order", "nobody", status=404)
+    check_eq(state(s, "users", "nobody", status=404)["error"], "key_not_found", "no key")
+    check_eq(state(s, "nope", "x", status=404)["error"], "projection_not_found", "no proj")
+    # List and status.
+    r = s.get("/projections")
+    check_eq(r.status, 200, f"GET /projections: {r}")
+    listed = r.json()["projections"]
+    check_eq([p["name"] for p in listed], ["events-per-user", "last-order", "users"], "names")
+    for p in listed:
+        check_eq((p["kind"], p["state"], p["error"], p["failedPosition"]),
+                 ("kv", "running", None, None), f"status of {p['name']}")
+        check(p["position"] > position, f"{p['name']} is past the last event: {p}")
+        for field in ("eventsProcessed", "lagEvents", "lagMs"):
+            check(isinstance(p[field], int), f"{field} in {p}")
+    check_eq(s.get("/projections/users").json()["name"], "users", "GET /projections/users")
+    # waitFor a position outside the projection's filter: examined, so answered at once.
+    other = s.ok_append("order-3", [ev("OrderPlaced", data={"total": 2})])["lastPosition"]
+    begin = time.monotonic()
+    check_eq(state(s, "users", "alice", wait_for=other)["email"], "alice@x", "filtered waitFor")
+    check(time.monotonic() - begin < 5, "waitFor past a filtered-out event waited too long")
+    # Paging through every key.
+    s.ok_append("user-3", [ev("UserRegistered", subject="carol", data={"name": "Carol"})])
+    last = s.ok_append("user-4", [ev("UserRegistered", subject="dave", data={"name": "Dave"})])
+    state(s, "users", "dave", wait_for=last["lastPosition"])
+    before = all_state(s, "users")
+    check_eq(sorted(before), ["alice", "bob", "carol", "dave"], "keys over pages")
+    r = s.get("/projections/users/state?prefix=c")
+    check_eq([i["key"] for i in r.json()["items"]], ["carol"], "prefix")
+    # Stopped: appends build up lag, visible in /metrics and the status.
+    r = s.post("/projections/users/stop", None)
+    check_eq((r.status, r.json()["state"]), (200, "stopped"), f"stop: {r}")
+    check_eq(projection_metric(s, "vellum_projection_state", "users"), 0, "state metric stopped")
+    for i in range(3):
+        last = s.ok_append("user-5", [ev("UserRegistered", subject="erin", data={"n": i})])
+    check_eq(projection_metric(s, "vellum_projection_lag_events", "users"), 3, "lag in events")
+    check(projection_metric(s, "vellum_projection_lag_seconds", "users") >= 0, "lag seconds")
+    check_eq(s.get("/projections/users").json()["lagEvents"], 3, "lagEvents in the status")
+    r = s.get(f"/projections/users/state/erin?waitFor={last['lastPosition']}")
+    check_eq((r.status, r.json()["error"]), (409, "failed_precondition"), "waitFor on stopped")
+    check_eq(s.post("/projections/users/start", None).json()["state"], "running", "start")
+    check_eq(state(s, "users", "erin", wait_for=last["lastPosition"]), {"n": 2}, "erin")
+    check_eq(projection_metric(s, "vellum_projection_state", "users"), 1, "state metric running")
+    check_eq(projection_metric(s, "vellum_projection_lag_events", "users"), 0, "caught up")
+    before["erin"] = {"n": 2}
+    # Reset empties the read model; rebuild gives the same state again.
+    r = s.post("/projections/users/reset", None)
+    check_eq((r.status, r.json()["state"], r.json()["position"]), (200, "stopped", 0), f"{r}")
+    state(s, "users", "alice", status=404)
+    r = s.post("/projections/users/rebuild", None)
+    check_eq((r.status, r.json()["state"]), (200, "running"), f"rebuild: {r}")
+    state(s, "users", "erin", wait_for=last["lastPosition"])
+    check_eq(all_state(s, "users"), before, "state after rebuild")
+    check_eq(s.post("/projections/nope/rebuild", None).status, 404, "rebuild unknown")
+    check_eq(s.get("/projections/users/rebuild").status, 405, "GET on an action")
+    check_eq(s.stop(), 0, "exit code")
+    check(os.path.isdir(os.path.join(s.data, "toolkit")), "read models in <data>/toolkit")
+    out = subprocess.run([VELLUM, "--data", s.data, "verify"], capture_output=True, timeout=60)
+    check_eq(out.returncode, 0, f"verify with a toolkit/ directory beside the log: {out}")
+
+
+@test
+def projection_count_continues_after_restart(env):
+    config = write_config("count.toml", '[[projections]]\nname = "per-subject"\n'
+                          'key = "subject"\nreduce = "count"\n')
+    data = os.path.join(WORK, "count-data")
+
+    def serve(name):
+        return Server(name, data=data, global_args=["--durability", "none"],
+                      args=["--config", config]).start()
+
+    def append_some(server, count):
+        last = None
+        for i in range(count):
+            last = server.ok_append(f"c-{i % 3}", [ev("Counted", subject="s", data={"i": i})])
+        return last["lastPosition"]
+
+    s = serve("count-1")
+    last = append_some(s, 10)
+    check_eq(state(s, "per-subject", "s", wait_for=last), 10, "count before restart")
+    check_eq(s.stop(), 0, "exit code")
+    s = serve("count-2")
+    last = append_some(s, 5)
+    check_eq(state(s, "per-subject", "s", wait_for=last), 15, "count after SIGTERM restart")
+    # SIGKILL: the read model and its checkpoint are written together, so
+    # whatever survived, counting resumes from that checkpoint exactly.
+    s.kill()
+    s = serve("count-3")
+    last = append_some(s, 5)
+    check_eq(state(s, "per-subject", "s", wait_for=last), 20, "count after SIGKILL restart")
+    check_eq(s.stop(), 0, "exit code")
+
+
+@test
+def projection_config_errors(env):
+    one = '[[projections]]\nname = "a"\nkey = "subject"\nreduce = "count"\n'
+    cases = [
+        ('[[projections]]\nname = "a"\nkey = "data/x"\nreduce = "count"\n', "JSON pointer"),
+        ('[[projections]]\nname = "a"\nkey = "subject"\nreduce = "sum"\n', 'reduce "sum"'),
+        (one + one, 'the name "a" is already taken'),
+        (one + 'streams = ["x"]\n', 'unknown key "streams"'),
+        ('[[projections]]\nname = "a b"\nkey = "subject"\nreduce = "count"\n', "name"),
+    ]
+    for index, (text, words) in enumerate(cases):
+        config = write_config(f"bad-projection-{index}.toml", text)
+        out = subprocess.run([VELLUM, "--data", os.path.join(WORK, "bad-projection-data"),
+                              "serve", "--listen", "127.0.0.1:0", "--config", config],
+                             capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        check(out.returncode not in (0, None), f"{words}: exit code {out.returncode}")
+        check_eq(out.stdout, b"", f"{words}: nothing on stdout")
+        check(words.encode() in out.stderr, f"{words}: stderr {out.stderr!r}")
+
+
+@test
+def projection_routes_need_grants(env):
+    admin, reader, writer = "adm-" + new_id(), "rd-" + new_id(), "wr-" + new_id()
+    config = write_config("projection-keys.toml", key_entry("admin", admin, "admin", ["*"]) +
+                          key_entry("reader", reader, "reader", ["*"]) +
+                          key_entry("writer", writer, "writer", ["user-"]) +
+                          '[[projections]]\nname = "p"\nkey = "stream"\nreduce = "count"\n')
+    s = Server("projection-keys", global_args=["--durability", "none"],
+               args=["--config", config]).start()
+    check_eq(s.get("/projections").status, 401, "no key")
+    check_eq(s.get("/projections", token=writer).status, 403, "a key without * may not read")
+    check_eq(s.get("/projections", token=reader).status, 200, "reader granted *")
+    check_eq(s.post("/projections/p/stop", None, token=reader).status, 403, "reader stops")
+    check_eq(s.post("/projections/p/stop", None, token=admin).status, 200, "admin stops")
+    check_eq(s.stop(), 0, "exit code")
 
 
 def main():
