@@ -481,6 +481,34 @@ TEST_F(ProjectionRoutes, MetricsShowEveryProjection) {
   }
 }
 
+TEST_F(ProjectionRoutes, FailedProjectionShowsItsErrorAndPosition) {
+  uint64_t first = append("user-1", "alice", R"({"name":"Alice"})");
+  wait_caught_up("users", first);
+  // A value the merge cannot read, written behind the projection's back.
+  ASSERT_TRUE(projections_->stop("users").has_value());
+  KvBatch batch;
+  batch.put("alice", "not json");
+  ASSERT_TRUE(db_->commit_kv("users", batch, first + 1).has_value());
+  ASSERT_TRUE(projections_->start("users").has_value());
+  uint64_t failing = append("user-1", "alice", R"({"email":"a@x"})");
+  auto waited = projections_->wait_for("users", failing + 1, std::chrono::seconds(10));
+  ASSERT_TRUE(waited.has_value());
+  ASSERT_EQ(waited->state, ProjectionState::kFailed);
+  auto status = call_json(http::verb::get, "/projections/users");
+  EXPECT_EQ(status["state"], "failed");
+  EXPECT_EQ(status["failedPosition"], failing);
+  EXPECT_EQ(status["position"], failing);  // nothing skipped
+  EXPECT_NE(status["error"].get<std::string>().find("does not hold JSON"), std::string::npos);
+  EXPECT_EQ(
+      call_json(http::verb::get,
+                "/projections/users/state/alice?waitFor=" + std::to_string(failing), 409)["error"],
+      "failed_precondition");
+  EXPECT_NE(call(http::verb::get, "/metrics")
+                .body()
+                .find("vellum_projection_state{projection=\"users\"} 2"),
+            std::string::npos);
+}
+
 TEST(ProjectionRoutesDisabled, NoEngineMeansNotFound) {
   // The Api without projections (embedded users of vellum_api, old callers).
   std::string pattern =
