@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: Apache-2.0
+// The real-time layer of rooms (docs/api/rooms.md, "Protocol"): participants
+// join a room, submit batches of actions, and receive every committed event in
+// commit order, with presence, Lamport clocks and merge outcomes. Independent
+// of sockets: the server adapts WebSocket sessions and HTTP requests to it, and
+// tests drive it directly.
+//
+// A room is the stream "room-<app>.<room>"; its sequence numbers are the
+// stream's revisions + 1 (the first event is seq 1; seq 0 = nothing seen).
+// An app's schema (merge policies and actions, rooms/schema.h) is the newest
+// event of the stream "roomschema-<app>".
+//
+// Threads: every room runs on its own strand of the service's io_context, so
+// a room's state has one owner and its events go out in commit order. At most
+// one append per room is in flight; submits that arrive meanwhile are queued
+// and go out together in the next append (group commit at room level).
+// Everything public may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "vellum/result.h"
+#include "vellum/store.h"
+#include "vellum/toolkit_db.h"
+
+namespace vellum {
+class Clock;
+}
+
+namespace vellum::rooms {
+
+struct RoomsConfig {
+  uint32_t max_participants = 100;  // connected to one room at once
+  uint32_t max_events_per_submit = 100;
+  uint32_t max_payload_bytes = 64 * 1024;  // of one event's payload, as JSON text
+  // Token bucket per participant: submits per second and burst.
+  double submits_per_second = 50;
+  uint32_t submit_burst = 100;
+  // A participant whose connection died without a close is marked left after this.
+  std::chrono::milliseconds presence_timeout{15'000};
+  uint32_t max_presence_bytes = 4 * 1024;  // ephemeral state of one participant
+  // Snapshot the room state every N events (0 = never) and when idle this long.
+  uint32_t snapshot_every_events = 100;
+  std::chrono::milliseconds snapshot_idle{5'000};
+  // A joining client behind by more than this gets a snapshot instead of events.
+  uint32_t catch_up_events_max = 1'000;
+  // Frames queued for one participant before it is disconnected (4008: too slow).
+  uint32_t max_queued_frames = 10'000;
+  uint32_t threads = 1;  // of the service's io_context
+};
+
+// A participant's connection, implemented by the server's WebSocket session.
+class RoomPeer {
+ public:
+  virtual ~RoomPeer() = default;
+  // Queues one text frame. Called on a room strand: must not block.
+  virtual void send(std::shared_ptr<const std::string> frame) = 0;
+  // Closes the connection (WebSocket close code and reason). Must not block.
+  virtual void close(uint16_t code, std::string reason) = 0;
+};
+
+// Close codes (docs/api/rooms.md).
+inline constexpr uint16_t kCloseReplaced = 4001;     // the participant joined again elsewhere
+inline constexpr uint16_t kCloseRoomFull = 4003;     // max_participants reached
+inline constexpr uint16_t kCloseTooSlow = 4008;      // max_queued_frames exceeded
+inline constexpr uint16_t kCloseBadMessage = 4400;   // unparseable frames, repeatedly
+inline constexpr uint16_t kCloseRateLimited = 4429;  // far over the submit rate
+inline constexpr uint16_t kCloseShutdown = 1001;
+
+struct JoinRequest {
+  std::string app;
+  std::string room;
+  std::string participant;
+  std::string name;                  // display name, optional
+  std::optional<uint64_t> last_seq;  // the last room seq the client has seen
+  bool can_write = true;             // the token's rights
+};
+
+// One participant's connection to one room, returned by join().
+class RoomSession;
+
+class RoomService {
+ public:
+  // `snapshots` may be null (no room snapshots). Store, db and clock must
+  // outlive the service.
+  RoomService(Store& store, ToolkitDb* snapshots, Clock& clock, RoomsConfig config);
+  ~RoomService();
+  RoomService(const RoomService&) = delete;
+  RoomService& operator=(const RoomService&) = delete;
+
+  Status start();
+  // Closes every session (1001), stops the threads. Idempotent.
+  void stop();
+
+  // --- Schemas ---
+  // Validates and stores `schema` as the app's new schema; loaded rooms of the
+  // app rebuild their state under it and send their participants a reset.
+  // Returns the schema version (1, 2, ...). Errors: kInvalidArgument (bad
+  // app name or schema), the store's.
+  Result<uint64_t> put_schema(std::string_view app, const nlohmann::json& schema);
+  // {"version": n, "schema": {...}}. Errors: kNotFound.
+  Result<nlohmann::json> get_schema(std::string_view app);
+
+  // --- WebSocket sessions ---
+  // Checks the request (names, capacity) and joins: the peer receives the
+  // welcome, the catch-up (snapshot or events) and then live events, on the
+  // room's strand. Errors: kInvalidArgument, kNotFound (no schema for the
+  // app), kResourceExhausted (room full).
+  Result<std::shared_ptr<RoomSession>> join(const JoinRequest& request,
+                                            std::shared_ptr<RoomPeer> peer);
+  // A text frame from the session's client.
+  void on_message(const std::shared_ptr<RoomSession>& session, std::string text);
+  // The connection ended: cleanly (the client left) or not (it may come back
+  // within presence_timeout).
+  void on_closed(const std::shared_ptr<RoomSession>& session, bool clean);
+
+  // --- HTTP (polling clients) ---
+  using JsonCallback = std::function<void(Result<nlohmann::json>)>;
+  // POST /rooms/{app}/{room}/events: body {"participant", "events":[...],
+  // "atomic"?}; answers once the events are committed (or rejected).
+  void submit(std::string app, std::string room, nlohmann::json body, bool can_write,
+              JsonCallback done);
+  // GET /rooms/{app}/{room}/events?after=&limit=&waitMs=: committed events
+  // after `after`, waiting up to `wait` for the first one.
+  void read_events(std::string app, std::string room, uint64_t after, uint32_t limit,
+                   std::chrono::milliseconds wait, JsonCallback done);
+  // GET /rooms/{app}/{room}/state[?at=]: {"seq","hash","state"}; `at_seq` or
+  // `at_time_unix_ns` for the state as it was then.
+  void state(std::string app, std::string room, std::optional<uint64_t> at_seq,
+             std::optional<int64_t> at_time_unix_ns, JsonCallback done);
+
+  struct Stats {
+    uint64_t rooms_loaded = 0;
+    uint64_t sessions = 0;
+    uint64_t events_committed = 0;
+    uint64_t events_rejected = 0;
+    uint64_t frames_sent = 0;
+    uint64_t snapshots_written = 0;
+  };
+  Stats stats() const;
+
+  // "room-<app>.<room>".
+  static std::string stream_name(std::string_view app, std::string_view room);
+  // Names: app [a-z0-9_-]{1,64}; room [A-Za-z0-9_.-]{1,128}; participant
+  // 1..256 bytes of printable ASCII. Errors: kInvalidArgument.
+  static Status check_names(std::string_view app, std::string_view room);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vellum::rooms
