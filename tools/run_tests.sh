@@ -76,7 +76,7 @@ if stage asan && build_preset asan; then
 fi
 
 if stage tsan && build_preset tsan store_test subscription_test vellum projections_test \
-    orders_example_test; then
+    room_service_test orders_example_test; then
   log "tests: tsan"
   run_ctest tsan --preset tsan -j "$jobs"
 fi
