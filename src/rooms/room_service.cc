@@ -23,6 +23,7 @@
 #include "base/clock.h"
 #include "base/uuid_v7.h"
 #include "rooms/reducer.h"
+#include "rooms/room_token.h"
 #include "rooms/schema.h"
 
 namespace vellum::rooms {
@@ -255,6 +256,11 @@ struct RoomService::Impl {
   std::map<std::string, SchemaEntry, std::less<>> schemas;  // by app
   bool stopped = false;
 
+  // Appends whose callback has not yet been posted: stop() waits for them,
+  // since the callback posts to a room strand of this io_context.
+  std::atomic<int64_t> appends_in_flight{0};
+  // Set by stop(): no new appends or timers, so that the threads run dry.
+  std::atomic<bool> stopping{false};
   std::atomic<uint64_t> sessions{0}, events_committed{0}, events_rejected{0}, frames_sent{0},
       snapshots_written{0};
 
@@ -267,7 +273,7 @@ struct RoomService::Impl {
   void write_snapshot(Room& room);
   // ---- Submits ----
   void handle_submit(Room& room, Submit submit, const Json& events, bool atomic);
-  void check_item(Room& room, SubmitItem& item, const Json& event);
+  void check_item(Room& room, SubmitItem& item, const Json& event, const std::string& participant);
   void flush(const std::shared_ptr<Room>& room);
   void on_appended(const std::shared_ptr<Room>& room, std::vector<Submit> batch,
                    std::vector<Committed> events, Result<std::vector<AppendResult>> result);
@@ -465,7 +471,8 @@ void RoomService::Impl::write_snapshot(Room& room) {
 // ----------------------------------------------------------------------------
 // Submits and the append cycle
 
-void RoomService::Impl::check_item(Room& room, SubmitItem& item, const Json& event) {
+void RoomService::Impl::check_item(Room& room, SubmitItem& item, const Json& event,
+                                   const std::string& participant) {
   auto reject = [&](std::string_view code, std::string message) {
     item.result = Json{{"id", item.id}, {"error", error_json(code, message)}};
   };
@@ -499,6 +506,15 @@ void RoomService::Impl::check_item(Room& room, SubmitItem& item, const Json& eve
     item.result = Json{{"id", item.id}, {"seq", committed->event.seq}};
     if (!committed->outcome.is_null()) item.result.update(committed->outcome);
     return;
+  }
+  if (auto key = config.signing_keys.find(room.app); key != config.signing_keys.end()) {
+    // Seed 000: the app signs its clients' events; the sender is the
+    // connection's participant, so a signature cannot be replayed as another.
+    if (Status signed_ok = verify_room_event_signature(event, participant, key->second);
+        !signed_ok) {
+      std::string code(token_problem_code(token_problem(signed_ok.error())));
+      return reject(code.empty() ? "signature_invalid" : code, signed_ok.error().message);
+    }
   }
   if (!event.contains("action") || !event["action"].is_string()) {
     return reject("invalid_argument", "an event needs an \"action\" (a string)");
@@ -540,7 +556,7 @@ void RoomService::Impl::handle_submit(Room& room, Submit submit, const Json& eve
   bool any_error = false;
   for (const Json& event : events) {
     SubmitItem item;
-    check_item(room, item, event);
+    check_item(room, item, event, submit.participant);
     any_error = any_error || item.result.contains("error");
     submit.items.push_back(std::move(item));
   }
@@ -569,6 +585,19 @@ void RoomService::Impl::handle_submit(Room& room, Submit submit, const Json& eve
 // one atomic append expecting the room's current length.
 void RoomService::Impl::flush(const std::shared_ptr<Room>& room) {
   if (room->queued.empty() || room->append_in_flight) return;
+  if (stopping.load()) {
+    for (Submit& submit : room->queued) {
+      for (SubmitItem& item : submit.items) {
+        if (item.result.is_null()) {
+          item.result = Json{{"id", item.id},
+                             {"error", error_json("unavailable", "the server is shutting down")}};
+        }
+      }
+      answer(submit, *room);
+    }
+    room->queued.clear();
+    return;
+  }
   std::vector<Submit> batch = std::move(room->queued);
   room->queued.clear();
   std::vector<Committed> events;
@@ -611,12 +640,14 @@ void RoomService::Impl::flush(const std::shared_ptr<Room>& room) {
   auto shared_batch = std::make_shared<std::vector<Submit>>(std::move(batch));
   auto shared_events = std::make_shared<std::vector<Committed>>(std::move(events));
   // The callback runs on a store thread: hand the result to the room's strand.
+  appends_in_flight.fetch_add(1);
   store.append_async(
       append, [this, room, shared_batch, shared_events](Result<std::vector<AppendResult>> result) {
         asio::post(room->strand, [this, room, shared_batch, shared_events,
                                   result = std::move(result)]() mutable {
           on_appended(room, std::move(*shared_batch), std::move(*shared_events), std::move(result));
         });
+        appends_in_flight.fetch_sub(1);
       });
 }
 
@@ -674,7 +705,7 @@ void RoomService::Impl::on_appended(const std::shared_ptr<Room>& room, std::vect
       room->events_since_snapshot >= config.snapshot_every_events) {
     write_snapshot(*room);
   }
-  if (config.snapshot_idle.count() > 0) {
+  if (config.snapshot_idle.count() > 0 && !stopping.load()) {
     room->idle_timer.expires_after(config.snapshot_idle);
     room->idle_timer.async_wait([this, weak = std::weak_ptr<Room>(room)](auto error) {
       auto locked = weak.lock();
@@ -867,6 +898,7 @@ void RoomService::on_closed(const std::shared_ptr<RoomSession>& session, bool cl
     // The connection died: the participant may come back before the timeout.
     Participant& participant = found->second;
     participant.session.reset();
+    if (impl->stopping.load()) return;  // no timers: the threads are running dry
     impl->presence_notice(*room, "disconnected", session->participant());
     participant.leave_timer = std::make_shared<asio::steady_timer>(room->strand);
     participant.leave_timer->expires_after(impl->config.presence_timeout);
@@ -1147,6 +1179,7 @@ void RoomService::stop() {
     std::lock_guard lock(impl_->mutex);
     if (impl_->stopped) return;
     impl_->stopped = true;
+    impl_->stopping.store(true);
     for (const auto& [stream, room] : impl_->rooms) rooms.push_back(room);
   }
   // Close every session and snapshot every room on its strand, then let the
@@ -1161,6 +1194,11 @@ void RoomService::stop() {
       for (Waiter& waiter : room->waiters) waiter.timer->cancel();
       if (room->loaded) impl->write_snapshot(*room);
     });
+  }
+  // Acknowledged or not, every append handed to the store is answered by it;
+  // its callback posts to a room strand, so the io_context must outlive it.
+  while (impl_->appends_in_flight.load() > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   impl_->work.reset();
   for (std::thread& thread : impl_->threads) thread.join();

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,6 +57,8 @@ struct RoomsConfig {
   // Frames queued for one participant before it is disconnected (4008: too slow).
   uint32_t max_queued_frames = 10'000;
   uint32_t threads = 1;  // of the service's io_context
+  // Apps whose events must carry a signature ("sig", room_token.h): app -> key.
+  std::map<std::string, std::string> signing_keys;
 };
 
 // A participant's connection, implemented by the server's WebSocket session.

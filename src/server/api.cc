@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "base/limits.h"
+#include "server/rooms_api.h"
 #include "wire/codec.h"
 
 namespace vellum::server {
@@ -332,14 +333,16 @@ struct Api::Context {
 };
 
 Api::Api(Store& store, Hub& hub, Metrics& metrics, const Authenticator& auth,
-         const ServerConfig& config, Projections* projections, ToolkitDb* toolkit_db)
+         const ServerConfig& config, Projections* projections, ToolkitDb* toolkit_db,
+         RoomsApi* rooms)
     : store_(store),
       hub_(hub),
       metrics_(metrics),
       auth_(auth),
       config_(config),
       projections_(projections),
-      toolkit_db_(toolkit_db) {}
+      toolkit_db_(toolkit_db),
+      rooms_(rooms) {}
 
 void Api::finish_projection_work() { projection_work_.join(); }
 
@@ -379,6 +382,13 @@ void Api::route(Context& context) {
       context.fail(404, "not_found", "no such endpoint");
     }
     return;
+  }
+  // Rooms authorize with room tokens (or API keys) themselves: a browser
+  // holds a token for its participant, never an API key.
+  if ((first == "rooms" && segments.size() >= 3) || first == "apps") {
+    context.label->route = first == "apps" ? "/apps/{app}/schema" : "/rooms/{app}/{room}/...";
+    if (rooms_ == nullptr) return context.fail(404, "not_found", "this server runs no rooms");
+    return rooms_->handle(context.request, context.target, context.respond);
   }
   if (auth_.enabled()) {
     context.key = auth_.authenticate(context.request[http::field::authorization]);
@@ -443,6 +453,7 @@ void Api::route(Context& context) {
     response.body() =
         metrics_.render(store_.stats(), projections_ != nullptr ? projections_->list()
                                                                 : std::vector<ProjectionStatus>());
+    if (rooms_ != nullptr) response.body() += rooms_->metrics();
     response.prepare_payload();
     return context.reply(std::move(response));
   }

@@ -27,6 +27,8 @@
 
 namespace vellum::server {
 
+class RoomsApi;
+
 namespace http = boost::beast::http;
 using HttpRequest = http::request<http::string_body>;
 using HttpResponse = http::response<http::string_body>;
@@ -67,7 +69,7 @@ class Api {
   // before destroying them.
   Api(Store& store, Hub& hub, Metrics& metrics, const Authenticator& auth,
       const ServerConfig& config, Projections* projections = nullptr,
-      ToolkitDb* toolkit_db = nullptr);
+      ToolkitDb* toolkit_db = nullptr, RoomsApi* rooms = nullptr);
 
   // Handles one request; `respond` gets the response (synchronously for
   // reads, later for appends and long polls). `executor` runs the timers of
@@ -123,6 +125,7 @@ class Api {
   std::atomic<int64_t> appends_in_flight_{0};
   Projections* projections_;
   ToolkitDb* toolkit_db_;
+  RoomsApi* rooms_;  // null: no rooms
   // Runs projection start/stop/reset/rebuild off the I/O threads; one
   // thread, so that operations on a projection apply in the order received.
   boost::asio::thread_pool projection_work_{1};

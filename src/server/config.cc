@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <limits>
+#include <set>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -136,6 +138,55 @@ Result<DeclaredProjection> parse_projection(const toml::table& table, size_t ind
   return parse_declared_projection(fields, where);
 }
 
+// A secret from the file or, with "<name>_env", from that environment variable.
+Result<std::string> secret_value(const toml::table& table, const std::string& where,
+                                 const char* name) {
+  VL_TRY(literal, optional_string(table, name, where));
+  VL_TRY(variable, optional_string(table, (std::string(name) + "_env").c_str(), where));
+  if (!literal.empty() && !variable.empty()) {
+    return invalid(fmt::format("{}: give {} or {}_env, not both", where, name, name));
+  }
+  if (variable.empty()) return literal;
+  const char* value = std::getenv(variable.c_str());
+  if (value == nullptr || *value == '\0') {
+    return invalid(fmt::format("{}: the environment variable {} is not set", where, variable));
+  }
+  return std::string(value);
+}
+
+Status parse_room_apps(const toml::node& node, std::vector<RoomApp>& apps) {
+  const toml::array* array = node.as_array();
+  if (array == nullptr) return invalid("room_apps must be an array of tables");
+  for (size_t i = 0; i < array->size(); i++) {
+    const toml::table* table = array->get(i)->as_table();
+    if (table == nullptr) return invalid("room_apps must be an array of tables");
+    std::string where = fmt::format("room_apps[{}]", i);
+    for (const auto& [key, value] : *table) {
+      static const std::set<std::string_view> kKnown = {"app", "secret", "secret_env",
+                                                        "signing_key", "signing_key_env"};
+      if (kKnown.count(key.str()) == 0) {
+        return invalid(fmt::format(
+            "{}: unknown key \"{}\" (app, secret, secret_env, signing_key, signing_key_env)", where,
+            key.str()));
+      }
+    }
+    RoomApp app;
+    VL_TRY(name, optional_string(*table, "app", where));
+    if (name.empty()) return invalid(where + ": app is required");
+    app.app = name;
+    VL_TRY(secret, secret_value(*table, where, "secret"));
+    VL_TRY(signing_key, secret_value(*table, where, "signing_key"));
+    if (secret.empty()) return invalid(where + ": a secret (or secret_env) is required");
+    app.secret = secret;
+    app.signing_key = signing_key;
+    for (const RoomApp& earlier : apps) {
+      if (earlier.app == app.app) return invalid(where + ": app " + app.app + " twice");
+    }
+    apps.push_back(std::move(app));
+  }
+  return ok_status();
+}
+
 Status parse_projections(const toml::node& node, std::vector<DeclaredProjection>& projections) {
   const toml::array* array = node.as_array();
   if (array == nullptr) return invalid("config file: projections must be an array of tables");
@@ -232,8 +283,28 @@ ServeOptions::ServeOptions(CLI::App& app, ServerConfig& config) : config_(config
       "Per-subscriber send queue; a slower client is switched to catch-up reads");
   add("shutdown-grace-seconds", config.shutdown_grace_seconds,
       "On SIGTERM/SIGINT, how long to wait for in-flight requests");
+  add("rooms-max-participants", config.rooms.max_participants,
+      "Rooms: most participants connected to one room (close 4003 beyond)");
+  add("rooms-max-events-per-submit", config.rooms.max_events_per_submit,
+      "Rooms: most events in one submit");
+  add("rooms-max-payload-bytes", config.rooms.max_payload_bytes,
+      "Rooms: largest payload of one event, as JSON text");
+  add("rooms-submits-per-second", config.rooms.submits_per_second,
+      "Rooms: submits per second per connection (token bucket rate)");
+  add("rooms-submit-burst", config.rooms.submit_burst, "Rooms: submit bucket size (burst)");
+  add("rooms-presence-timeout-ms", config.rooms.presence_timeout_ms,
+      "Rooms: a participant whose connection died is marked left after this");
+  add("rooms-snapshot-every-events", config.rooms.snapshot_every_events,
+      "Rooms: snapshot room state every N events (0 = never)");
+  add("rooms-snapshot-idle-ms", config.rooms.snapshot_idle_ms,
+      "Rooms: snapshot room state after this long without events (0 = never)");
+  add("rooms-catch-up-events-max", config.rooms.catch_up_events_max,
+      "Rooms: a joining client further behind gets a snapshot instead of events");
+  add("rooms-max-queued-frames", config.rooms.max_queued_frames,
+      "Rooms: frames queued for one slow connection before it is closed (4008)");
+  add("rooms-threads", config.rooms.threads, "Rooms: threads running room logic");
   app.add_option("--config", config.config_file,
-                 "TOML configuration file (also api_keys, projections)")
+                 "TOML configuration file (also api_keys, projections, room_apps)")
       ->envname("VELLUM_CONFIG");
   app_for_add_ = nullptr;
 }
@@ -251,7 +322,9 @@ Status ServeOptions::finish(bool data_dir_given) {
     }
     for (const auto& [key, node] : table) {
       std::string_view name = key.str();
-      if (name == "api_keys" || name == "data" || name == "projections") continue;
+      if (name == "api_keys" || name == "data" || name == "projections" || name == "room_apps") {
+        continue;
+      }
       bool known = false;
       for (const auto& entry : entries_) known = known || entry->key == name;
       if (!known) {
@@ -282,6 +355,13 @@ Status ServeOptions::finish(bool data_dir_given) {
           return invalid("config file: api_keys must be an array of tables");
         VL_TRY(api_key, parse_api_key(*key_table, i));
         config_.api_keys.push_back(std::move(api_key));
+      }
+    }
+    if (const toml::node* apps = table.get("room_apps")) {
+      Status parsed = parse_room_apps(*apps, config_.room_apps);
+      if (!parsed) {
+        return invalid(
+            fmt::format("config file {}: {}", config_.config_file, parsed.error().message));
       }
     }
     if (const toml::node* projections = table.get("projections")) {

@@ -30,6 +30,29 @@ struct ApiKey {
   std::vector<std::string> stream_prefixes;
 };
 
+// An app whose rooms are served (docs/api/rooms.md, "Authorization"): its
+// secret signs room tokens; with a signing key, events must carry signatures.
+struct RoomApp {
+  std::string app;
+  std::string secret;
+  std::string signing_key;
+};
+
+// The [rooms] limits (rooms/room_service.h, RoomsConfig), as flags.
+struct RoomsOptions {
+  uint32_t max_participants = 100;
+  uint32_t max_events_per_submit = 100;
+  uint32_t max_payload_bytes = 64 * 1024;
+  uint32_t submits_per_second = 50;
+  uint32_t submit_burst = 100;
+  uint32_t presence_timeout_ms = 15'000;
+  uint32_t snapshot_every_events = 100;
+  uint32_t snapshot_idle_ms = 5'000;
+  uint32_t catch_up_events_max = 1'000;
+  uint32_t max_queued_frames = 10'000;
+  uint32_t threads = 1;
+};
+
 struct ServerConfig {
   std::string data_dir = "./vellum-data";
   std::string listen = "127.0.0.1:2113";
@@ -56,6 +79,9 @@ struct ServerConfig {
   // [[projections]] of the config file only: key-value read models the
   // server keeps and serves (declared_projections.h).
   std::vector<DeclaredProjection> projections;
+  RoomsOptions rooms;
+  // [[room_apps]] of the config file only.
+  std::vector<RoomApp> room_apps;
 };
 
 // Registers every serve option on `app` (the `serve` subcommand), writing

@@ -26,16 +26,20 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "vellum/projection.h"
 #include "vellum/toolkit_db.h"
 
+#include "base/clock.h"
+#include "rooms/room_service.h"
 #include "server/api.h"
 #include "server/auth.h"
 #include "server/declared_projections.h"
 #include "server/hub.h"
 #include "server/metrics.h"
+#include "server/rooms_api.h"
 #include "wire/codec.h"
 
 namespace vellum::server {
@@ -78,6 +82,8 @@ struct Shared {
   Metrics& metrics;
   Hub& hub;
   Api& api;
+  rooms::RoomService* rooms = nullptr;
+  RoomsApi* rooms_api = nullptr;
   std::atomic<bool> shutting_down{false};
 
   // Live WebSocket sessions, to send them a close frame on shutdown.
@@ -446,6 +452,156 @@ class WsSession : public HubSubscriber, public std::enable_shared_from_this<WsSe
   bool registered_ = false;
 };
 
+// ---- WebSocket room sessions (docs/api/rooms.md, "Protocol") ----
+
+// One participant's connection to a room: frames from the client go to the
+// RoomService; frames from the room are queued here and written in order.
+template <class Stream>
+class RoomWsSession : public rooms::RoomPeer,
+                      public std::enable_shared_from_this<RoomWsSession<Stream>> {
+ public:
+  RoomWsSession(Stream&& stream, Shared& shared, rooms::JoinRequest join)
+      : ws_(std::move(stream)), shared_(shared), join_(std::move(join)) {
+    shared_.metrics.open_connections.fetch_add(1);
+  }
+  ~RoomWsSession() override { shared_.metrics.open_connections.fetch_sub(1); }
+
+  void run(HttpRequest request) {
+    websocket::stream_base::timeout timeout =
+        websocket::stream_base::timeout::suggested(beast::role_type::server);
+    timeout.idle_timeout = std::chrono::seconds(shared_.config.idle_timeout_seconds);
+    timeout.keep_alive_pings = true;
+    ws_.set_option(timeout);
+    ws_.read_message_max(shared_.config.max_ws_message_bytes);
+    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
+      response.set(beast::http::field::server, "vellum");
+    }));
+    ws_.text(true);
+    beast::get_lowest_layer(ws_).expires_never();
+    ws_.async_accept(
+        request, beast::bind_front_handler(&RoomWsSession::on_accept, this->shared_from_this()));
+  }
+
+  // RoomPeer: from a room strand.
+  void send(std::shared_ptr<const std::string> frame) override {
+    net::post(ws_.get_executor(), [self = this->shared_from_this(), frame = std::move(frame)] {
+      if (self->closing_) return;
+      if (self->queue_.size() >= shared_max_frames(self->shared_)) {
+        return self->close_with(rooms::kCloseTooSlow, "too slow: the send queue is full");
+      }
+      self->queue_.push_back(frame);
+      if (!self->writing_) self->do_write();
+    });
+  }
+  void close(uint16_t code, std::string reason) override {
+    net::post(ws_.get_executor(), [self = this->shared_from_this(), code,
+                                   reason = std::move(reason)] { self->close_with(code, reason); });
+  }
+
+ private:
+  static size_t shared_max_frames(const Shared& shared) {
+    return shared.config.rooms.max_queued_frames;
+  }
+
+  void on_accept(error_code error) {
+    if (error) return;
+    {
+      std::lock_guard lock(shared_.sessions_mutex);
+      std::weak_ptr<RoomWsSession> weak = this->shared_from_this();
+      shared_.closers.push_back([weak] {
+        if (auto self = weak.lock()) {
+          self->close(websocket::close_code::going_away, "server shutting down");
+        }
+      });
+      closer_ = std::prev(shared_.closers.end());
+      registered_ = true;
+    }
+    if (shared_.shutting_down.load()) {
+      return close_with(websocket::close_code::going_away, "server shutting down");
+    }
+    auto session = shared_.rooms->join(join_, this->shared_from_this());
+    if (!session) {
+      queue_.push_back(std::make_shared<const std::string>(
+          nlohmann::json{{"type", "error"},
+                         {"error", {{"code", "join_failed"}, {"message", session.error().message}}}}
+              .dump()));
+      close_after_queue_ = true;
+      return do_write();
+    }
+    session_ = *session;
+    do_read();
+  }
+
+  void do_read() {
+    ws_.async_read(read_buffer_,
+                   beast::bind_front_handler(&RoomWsSession::on_read, this->shared_from_this()));
+  }
+
+  void on_read(error_code error, size_t) {
+    if (error) return finish(/*clean=*/error == websocket::error::closed);
+    shared_.rooms->on_message(session_, beast::buffers_to_string(read_buffer_.data()));
+    read_buffer_.consume(read_buffer_.size());
+    do_read();
+  }
+
+  void do_write() {
+    if (closing_) return;
+    if (queue_.empty()) {
+      writing_ = false;
+      if (close_after_queue_) close_with(websocket::close_code::policy_error, "join failed");
+      return;
+    }
+    writing_ = true;
+    std::shared_ptr<const std::string> frame = queue_.front();
+    ws_.async_write(net::buffer(*frame), [self = this->shared_from_this(), frame](
+                                             error_code error, size_t) { self->on_write(error); });
+  }
+
+  void on_write(error_code error) {
+    writing_ = false;
+    if (error) return finish(/*clean=*/false);
+    queue_.pop_front();
+    do_write();
+  }
+
+  void close_with(uint16_t code, const std::string& reason) {
+    if (closing_) return;
+    closing_ = true;
+    websocket::close_reason close_reason(static_cast<websocket::close_code>(code), reason);
+    ws_.async_close(close_reason, [self = this->shared_from_this()](error_code) {
+      self->finish(/*clean=*/false);
+    });
+  }
+
+  // The connection is over. A close the client started is a clean leave; a
+  // dead connection may come back within the presence timeout.
+  void finish(bool clean) {
+    if (finished_) return;
+    finished_ = true;
+    if (session_) shared_.rooms->on_closed(session_, clean);
+    session_.reset();  // the room keeps it (and this peer) while the participant is present
+    std::lock_guard lock(shared_.sessions_mutex);
+    if (registered_) {
+      shared_.closers.erase(closer_);
+      registered_ = false;
+    }
+  }
+
+  websocket::stream<Stream> ws_;
+  Shared& shared_;
+  rooms::JoinRequest join_;
+  beast::flat_buffer read_buffer_;
+  std::shared_ptr<rooms::RoomSession> session_;
+  // On the connection's executor only:
+  std::deque<std::shared_ptr<const std::string>> queue_;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool finished_ = false;
+  bool close_after_queue_ = false;
+  std::list<std::function<void()>>::iterator closer_;  // under shared_.sessions_mutex
+  bool registered_ = false;
+};
+
 // ---- HTTP sessions ----
 
 template <class Stream>
@@ -543,6 +699,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
   void upgrade(HttpRequest request) {
     auto target = parse_target(request.target());
+    if (target && target->segments.size() == 3 && target->segments[0] == "rooms") {
+      return upgrade_room(std::move(request), *target);
+    }
     if (!target || target->segments.size() != 1 || target->segments[0] != "subscribe") {
       return write(json_error(404, "not_found", "WebSocket upgrades are served on /subscribe", 11),
                    false);
@@ -567,6 +726,24 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     shared_.metrics.request_done("/subscribe", 101, 0);
     std::make_shared<WsSession<Stream>>(std::move(stream_), shared_,
                                         std::move(std::get<SubscriptionRequest>(prepared)))
+        ->run(std::move(request));
+  }
+
+  void upgrade_room(HttpRequest request, const Target& target) {
+    if (shared_.rooms_api == nullptr) {
+      return write(json_error(404, "not_found", "this server runs no rooms", 11), false);
+    }
+    if (shared_.shutting_down.load()) {
+      return write(json_error(503, "shutting_down", "the server is shutting down", 11), false);
+    }
+    auto prepared = shared_.rooms_api->prepare_join(request, target);
+    if (auto* response = std::get_if<HttpResponse>(&prepared)) {
+      shared_.metrics.request_done("/rooms/{app}/{room}", response->result_int(), 0);
+      return write(std::move(*response), false);
+    }
+    shared_.metrics.request_done("/rooms/{app}/{room}", 101, 0);
+    std::make_shared<RoomWsSession<Stream>>(std::move(stream_), shared_,
+                                            std::move(std::get<rooms::JoinRequest>(prepared)))
         ->run(std::move(request));
   }
 
@@ -640,9 +817,12 @@ class Server::Impl {
     hub_ = std::make_unique<Hub>(*store_, metrics_);
     VL_RETURN_IF_ERROR(hub_->start());
     VL_RETURN_IF_ERROR(start_projections());
+    VL_RETURN_IF_ERROR(start_rooms(host));
     api_ = std::make_unique<Api>(*store_, *hub_, metrics_, auth_, config_, projections_.get(),
-                                 toolkit_db_.get());
+                                 toolkit_db_.get(), rooms_api_.get());
     shared_ = std::make_unique<Shared>(config_, *store_, metrics_, *hub_, *api_);
+    shared_->rooms = rooms_.get();
+    shared_->rooms_api = rooms_api_.get();
     VL_RETURN_IF_ERROR(listen(host, port));
     api_->set_ready(true);
     return ok_status();
@@ -668,6 +848,9 @@ class Server::Impl {
     // (each finishing its batch and checkpoint) before either closes, and
     // after the last start/stop/reset/rebuild requested over HTTP.
     api_->finish_projection_work();
+    rooms_->stop();  // (already stopped at shutdown; after a failed start, not)
+    rooms_api_.reset();
+    rooms_.reset();
     projections_.reset();
     toolkit_db_.reset();
     store_.reset();
@@ -698,6 +881,34 @@ class Server::Impl {
                                                             : declared.key_pointer,
                    projection_reduce_name(declared.reduce));
     }
+    return ok_status();
+  }
+
+  // Rooms keep their snapshots in the toolkit database. Without API keys on
+  // a loopback listener, rooms of apps without a secret are open: the
+  // development mode of docs/api/rooms.md.
+  Status start_rooms(const std::string& host) {
+    rooms::RoomsConfig rooms;
+    const RoomsOptions& options = config_.rooms;
+    rooms.max_participants = options.max_participants;
+    rooms.max_events_per_submit = options.max_events_per_submit;
+    rooms.max_payload_bytes = options.max_payload_bytes;
+    rooms.submits_per_second = options.submits_per_second;
+    rooms.submit_burst = options.submit_burst;
+    rooms.presence_timeout = std::chrono::milliseconds(options.presence_timeout_ms);
+    rooms.snapshot_every_events = options.snapshot_every_events;
+    rooms.snapshot_idle = std::chrono::milliseconds(options.snapshot_idle_ms);
+    rooms.catch_up_events_max = options.catch_up_events_max;
+    rooms.max_queued_frames = options.max_queued_frames;
+    rooms.threads = options.threads;
+    for (const RoomApp& app : config_.room_apps) {
+      if (!app.signing_key.empty()) rooms.signing_keys[app.app] = app.signing_key;
+    }
+    rooms_ =
+        std::make_unique<rooms::RoomService>(*store_, toolkit_db_.get(), *system_clock(), rooms);
+    VL_RETURN_IF_ERROR(rooms_->start());
+    const bool development_mode = !auth_.enabled() && is_loopback(host);
+    rooms_api_ = std::make_unique<RoomsApi>(*rooms_, config_, auth_, development_mode);
     return ok_status();
   }
 
@@ -808,6 +1019,8 @@ class Server::Impl {
     }
     for (auto& close : closers) close();
     hub_->stop();
+    // Rooms: close their sessions (1001), snapshot, wait for their appends.
+    rooms_->stop();
     // Give close frames and last responses a moment to go out, then stop.
     shutdown_timer_->expires_after(std::chrono::milliseconds(200));
     shutdown_timer_->async_wait([this](error_code) { ioc_.stop(); });
@@ -826,6 +1039,8 @@ class Server::Impl {
   // Declared after the store so that they are destroyed before it.
   std::unique_ptr<ToolkitDb> toolkit_db_;
   std::unique_ptr<Projections> projections_;
+  std::unique_ptr<rooms::RoomService> rooms_;
+  std::unique_ptr<RoomsApi> rooms_api_;
   std::unique_ptr<Hub> hub_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<net::steady_timer> shutdown_timer_;
