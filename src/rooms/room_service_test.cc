@@ -511,5 +511,39 @@ TEST_F(RoomServiceTest, StateAtAPastSeqAndTimeAndAfterARestartFromSnapshots) {
   EXPECT_EQ(room_state()["hash"], now["hash"]);
 }
 
+TEST_F(RoomServiceTest, AStateHashMismatchResetsTheClientFromTheLog) {
+  start();
+  auto [ann, session] = join("ann");
+  Json ack = submit(ann, session, Json::array({event(1, "step", {{"n", 3}})}), "s");
+  const Json state = room_state();
+  service_->on_message(
+      session, Json{{"op", "verify"}, {"seq", state["seq"]}, {"hash", state["hash"]}}.dump());
+  EXPECT_FALSE(ann->wait_type("verified").is_null());
+  service_->on_message(session,
+                       Json{{"op", "verify"}, {"seq", state["seq"]}, {"hash", "bad"}}.dump());
+  Json reset = ann->wait_for(
+      [](const Json& f) { return f["type"] == "snapshot" && f.value("reason", "") == "verify"; });
+  ASSERT_FALSE(reset.is_null());
+  EXPECT_EQ(reset["hash"], state["hash"]);
+  EXPECT_EQ(reset["state"]["steps"], 3);
+}
+
+TEST_F(RoomServiceTest, ASchemaChangeRebuildsLoadedRoomsAndResetsTheirClients) {
+  start();
+  auto [ann, session] = join("ann");
+  ASSERT_FALSE(
+      submit(ann, session, Json::array({event(1, "rename", {{"title", "A"}})}), "s").is_null());
+  Json changed = kSchema;
+  changed["actions"]["rename"] =
+      Json::parse(R"([{"op": "set", "path": "/title", "value": "$participant"}])");
+  auto version = service_->put_schema("trips", changed);
+  ASSERT_TRUE(version) << version.error().message;
+  Json reset = ann->wait_for(
+      [](const Json& f) { return f["type"] == "snapshot" && f.value("reason", "") == "schema"; });
+  ASSERT_FALSE(reset.is_null());
+  EXPECT_EQ(reset["schemaVersion"], 2);
+  EXPECT_EQ(reset["state"]["title"], "ann");  // the old event, reduced by the new schema
+}
+
 }  // namespace
 }  // namespace vellum::rooms
