@@ -58,6 +58,7 @@ Command register_reindex(CLI::App& app, const GlobalOptions& global);
 Command register_verify(CLI::App& app, const GlobalOptions& global);
 Command register_serve(CLI::App& app, const GlobalOptions& global);
 Command register_hash_key(CLI::App& app, const GlobalOptions& global);
+Command register_room_token(CLI::App& app, const GlobalOptions& global);
 Command register_export(CLI::App& app, const GlobalOptions& global);
 Command register_import(CLI::App& app, const GlobalOptions& global);
 

@@ -34,10 +34,12 @@ int run(int argc, char** argv) {
       ->envname("VELLUM_TOKEN");
 
   std::vector<Command> commands = {
-      register_append(app, global), register_read(app, global),     register_read_all(app, global),
-      register_tail(app, global),   register_stat(app, global),     register_export(app, global),
-      register_import(app, global), register_reindex(app, global),  register_verify(app, global),
-      register_serve(app, global),  register_hash_key(app, global),
+      register_append(app, global),   register_read(app, global),
+      register_read_all(app, global), register_tail(app, global),
+      register_stat(app, global),     register_export(app, global),
+      register_import(app, global),   register_reindex(app, global),
+      register_verify(app, global),   register_serve(app, global),
+      register_hash_key(app, global), register_room_token(app, global),
   };
   try {
     app.parse(argc, argv);
