@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "rooms/room_token.h"
+
 namespace vellum::server {
 
 namespace {
@@ -177,6 +179,15 @@ Status parse_room_apps(const toml::node& node, std::vector<RoomApp>& apps) {
     VL_TRY(secret, secret_value(*table, where, "secret"));
     VL_TRY(signing_key, secret_value(*table, where, "signing_key"));
     if (secret.empty()) return invalid(where + ": a secret (or secret_env) is required");
+    // The same rule `vellum room-token` applies: 16 to 1,024 bytes.
+    if (Status strong = rooms::check_room_secret(secret); !strong) {
+      return invalid(where + ": secret: " + strong.error().message);
+    }
+    if (!signing_key.empty()) {
+      if (Status strong = rooms::check_room_secret(signing_key); !strong) {
+        return invalid(where + ": signing_key: " + strong.error().message);
+      }
+    }
     app.secret = secret;
     app.signing_key = signing_key;
     for (const RoomApp& earlier : apps) {
