@@ -130,9 +130,10 @@ namespace detail {
 
 // The non-template parts of AggregateStore (src/toolkit/aggregate.cc).
 struct StreamPlan {
-  bool exists = false;            // has visible events
-  bool snapshots_usable = false;  // metadata hides nothing by count or age
-  uint64_t base_revision = 0;     // truncate-before (a soft delete sets it)
+  bool exists = false;                  // has visible events
+  bool snapshots_usable = false;        // metadata hides nothing by count or age
+  uint64_t base_revision = 0;           // truncate-before (a soft delete sets it)
+  int64_t last_revision = kNoRevision;  // of the stream's newest event
 };
 // Errors: kStreamDeleted (tombstoned), the store's.
 Result<StreamPlan> plan_load(Store& store, std::string_view stream);
@@ -293,7 +294,11 @@ class AggregateStore {
     if (!plan.exists) return loaded;
     uint64_t from = plan.base_revision;
     if (plan.snapshots_usable) {
-      std::optional<Snapshot> snapshot = find_snapshot(stream, last_revision, plan.base_revision);
+      // Never past the stream's end: a snapshot ahead of the log (which lost
+      // its tail: durability batch or none and a power loss) is ignored.
+      const uint64_t newest =
+          std::min<uint64_t>(last_revision, static_cast<uint64_t>(plan.last_revision));
+      std::optional<Snapshot> snapshot = find_snapshot(stream, newest, plan.base_revision);
       if (snapshot && restore(*snapshot, loaded)) from = snapshot->revision + 1;
     }
     VL_RETURN_IF_ERROR(

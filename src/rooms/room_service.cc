@@ -405,9 +405,14 @@ Status RoomService::Impl::load(Room& room) {
   room.last_server_time = 0;
   room.recent_results.clear();
   uint64_t from_revision = 0;
-  if (snapshots != nullptr) {
+  // Never a snapshot past the room stream's end (a log that lost its tail:
+  // durability batch or none, then a power loss).
+  Result<StreamInfo> info = store.stream_info(room.stream);
+  const bool has_events = info && info->last_revision != kNoRevision;
+  if (snapshots != nullptr && has_events) {
     Result<std::optional<Snapshot>> found = snapshots->find_snapshot(
-        kSnapshotAggregate, room.stream, kEnd, static_cast<uint32_t>(room.schema_version), 0);
+        kSnapshotAggregate, room.stream, static_cast<uint64_t>(info->last_revision),
+        static_cast<uint32_t>(room.schema_version), 0);
     if (found && *found) {
       Json saved = Json::parse((*found)->state, nullptr, false);
       if (saved.is_object() && saved.contains("state")) {

@@ -27,6 +27,7 @@ Result<StreamPlan> plan_load(Store& store, std::string_view stream) {
   // A sliding window (by count or age) moves the first visible event without
   // a metadata change: no snapshot could say which events it covers.
   plan.snapshots_usable = !metadata.max_count && !metadata.max_age_seconds;
+  plan.last_revision = info->last_revision;
   return plan;
 }
 

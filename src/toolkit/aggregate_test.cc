@@ -363,6 +363,22 @@ TEST_F(AggregateTest, AnUndecodableSnapshotIsIgnored) {
   EXPECT_EQ(store.stats().snapshot_errors, 1u);
 }
 
+// A snapshot beyond the stream's end (the log lost its tail after the
+// snapshot was written) would bring back events that no longer exist.
+TEST_F(AggregateTest, ASnapshotAheadOfTheStreamIsIgnored) {
+  auto store = accounts();
+  ASSERT_TRUE(store.handle("a1", Open{"ada"}));
+  ASSERT_TRUE(store.handle("a1", Deposit{5}));
+  AccountState future{true, "ada", 999, 51};
+  ASSERT_TRUE(db_->put_snapshot("account", "account-a1",
+                                Snapshot{50, 0, 1, 0, Json(future).dump()}));
+  auto loaded = store.load("a1");
+  ASSERT_TRUE(loaded);
+  EXPECT_FALSE(loaded->snapshot_revision.has_value());
+  EXPECT_EQ(loaded->state.balance, 5);
+  EXPECT_EQ(loaded->revision, 1);
+}
+
 TEST_F(AggregateTest, ASoftDeletedStreamRestartsWithoutItsOldSnapshots) {
   AggregateOptions options;
   options.snapshots.every_events = 5;

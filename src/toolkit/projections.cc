@@ -362,6 +362,21 @@ struct Projections::Impl {
       entry.thread.join();  // it ended by failing
     }
     VL_TRY(checkpoint, entry.sink->load_checkpoint());
+    // A read model ahead of the log: the log lost acknowledged events (durability
+    // batch or none, then a power loss) after the read model saw them. Resuming
+    // would skip the events written at those positions again: the projection
+    // fails, visibly, until it is reset or rebuilt.
+    if (!entry.is_stream_source() && checkpoint > store.head_position()) {
+      std::lock_guard lock(entry.mutex);
+      entry.state = ProjectionState::kFailed;
+      entry.position = checkpoint;
+      entry.error = "the checkpoint " + std::to_string(checkpoint) +
+                    " is ahead of the log's head " + std::to_string(store.head_position()) +
+                    " (the log lost its tail?): reset or rebuild the projection";
+      entry.failed_position = checkpoint;
+      entry.changed.notify_all();
+      return ok_status();
+    }
     {
       std::lock_guard lock(entry.mutex);
       entry.state = ProjectionState::kRunning;

@@ -435,6 +435,21 @@ TEST_F(ProjectionsTest, RefusesBadSpecsAndUnknownNames) {
   EXPECT_STREQ(projection_state_name(ProjectionState::kFailed), "failed");
 }
 
+// The log lost its tail after the read model saw it (durability batch or
+// none, then a power loss): resuming would skip the positions written again.
+TEST_F(ProjectionsTest, RefusesToStartFromACheckpointAheadOfTheLog) {
+  h_->append_n("s-1", 5);
+  ASSERT_TRUE(h_->db->commit_kv("ahead", KvBatch{}, 1000));
+  ProjectionSpec spec{.name = "ahead", .sink = make_kv_sink(*h_->db, "ahead", count_events)};
+  ASSERT_TRUE(h_->projections->add(std::move(spec)).has_value());
+  auto status = h_->projections->status("ahead");
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->state, ProjectionState::kFailed);
+  EXPECT_NE(status->error.find("ahead of the log"), std::string::npos) << status->error;
+  ASSERT_TRUE(h_->projections->rebuild("ahead").has_value());
+  EXPECT_EQ(h_->wait_head("ahead").position, 5u);
+}
+
 TEST_F(ProjectionsTest, CheckpointSurvivesReopenWithoutReapplying) {
   h_->append_n("s-1", 300);
   h_->add_kv("m", {}, 64);
