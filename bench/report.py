@@ -184,6 +184,9 @@ def write(engine_path, peers_path, out_path):
     server = os.path.join(os.path.dirname(os.path.abspath(__file__)), "server", "results.md")
     if os.path.exists(server):
         text += [open(server).read()]
+    rooms = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rooms", "results.md")
+    if os.path.exists(rooms):
+        text += [open(rooms).read()]
     for name in ("results.md", "aggregate_results.md"):
         toolkit = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toolkit", name)
         if os.path.exists(toolkit):
