@@ -104,6 +104,13 @@ if stage bench; then
     failed_stages+=("toolkit-bench-smoke")
   fi
   rm -rf "$aggregate_dir"
+  log "rooms benchmarks smoke run"
+  if ./bench/rooms/run.sh --smoke && ./bench/rooms/state_bench.sh --smoke; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failed_stages+=("rooms-bench-smoke")
+  fi
   log "server benchmark smoke run"
   if ./bench/server/run.sh --smoke; then
     passed=$((passed + 1))

@@ -225,6 +225,13 @@ struct Room : std::enable_shared_from_this<Room> {
   uint64_t schema_version = 0;
   std::shared_ptr<const RoomSchema> schema;
   std::optional<RoomState> state;
+  // state->state_hash() of the current state: hashing serializes every slot's
+  // merge metadata, too costly for every state read and join. Reset on change.
+  std::optional<std::string> hash_cache;
+  const std::string& hash() {
+    if (!hash_cache) hash_cache = state->state_hash();
+    return *hash_cache;
+  }
   uint64_t committed_seq = 0;  // = number of events in the room stream
   uint64_t clock = 0;          // the room's Lamport clock
   int64_t last_server_time = 0;
@@ -358,7 +365,7 @@ Result<uint64_t> RoomService::put_schema(std::string_view app, const Json& schem
                  {"reason", "schema"},
                  {"seq", room->committed_seq},
                  {"clock", room->clock},
-                 {"hash", room->state->state_hash()},
+                 {"hash", room->hash()},
                  {"state", room->state->document()},
                  {"schemaVersion", room->schema_version}};
       impl->broadcast(*room, frame_of(reset));
@@ -400,6 +407,7 @@ Status RoomService::Impl::load(Room& room) {
   room.schema_version = schema.version;
   room.schema = schema.schema;
   room.state.emplace(schema.schema);
+  room.hash_cache.reset();
   room.committed_seq = 0;
   room.clock = 0;
   room.last_server_time = 0;
@@ -615,6 +623,7 @@ void RoomService::Impl::flush(const std::shared_ptr<Room>& room) {
                                     submit.participant, now},
                           Json(), 0, submit.system, item.client_time};
       if (!submit.system) {
+        room->hash_cache.reset();
         Result<Outcome> outcome = room->state->apply(committed.event);
         if (!outcome) {
           room->pending_ids.erase(item.id);
@@ -882,7 +891,7 @@ Result<std::shared_ptr<RoomSession>> RoomService::join(const JoinRequest& reques
       session->send(frame_of(Json{{"type", "snapshot"},
                                   {"seq", room->committed_seq},
                                   {"clock", room->clock},
-                                  {"hash", room->state->state_hash()},
+                                  {"hash", room->hash()},
                                   {"state", room->state->document()},
                                   {"schemaVersion", room->schema_version}}));
     }
@@ -973,7 +982,7 @@ void RoomService::on_message(const std::shared_ptr<RoomSession>& session, std::s
       // The client's state hash at its seq; a mismatch resets it.
       const uint64_t seq = message.value("seq", uint64_t{0});
       const std::string hash = message.value("hash", std::string());
-      const std::string ours = room->state->state_hash();
+      const std::string ours = room->hash();
       if (seq == room->committed_seq && hash == ours) {
         return session->send(frame_of(Json{{"type", "verified"}, {"seq", seq}}));
       }
@@ -1140,7 +1149,7 @@ void RoomService::state(std::string app, std::string room_name, std::optional<ui
                if (!at_seq && !at_time_unix_ns) {
                  return done(Json{{"seq", room->committed_seq},
                                   {"clock", room->clock},
-                                  {"hash", room->state->state_hash()},
+                                  {"hash", room->hash()},
                                   {"state", room->state->document()},
                                   {"schemaVersion", room->schema_version}});
                }
