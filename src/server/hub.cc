@@ -57,6 +57,38 @@ void Hub::run() {
 }
 
 void Hub::dispatch(std::vector<RecordedEvent>&& events, uint64_t next) {
+  std::vector<std::function<void()>> wakes;
+  bool skipped = false;
+  // Waiters of a stream that has an event in the batch; under mutex_.
+  auto take_waiters = [&](const auto& touches) {
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (touches(it->second.stream)) {
+        wakes.push_back(std::move(it->second.wake));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  };
+  {
+    // Nobody live: skip serializing frames no one would read (rooms and
+    // plain appends keep the log busy without any subscriber). A subscriber
+    // that joins later does so under this lock, after next_position_ moved.
+    std::lock_guard lock(mutex_);
+    if (live_.empty()) {
+      next_position_ = next;
+      take_waiters([&](const std::string& stream) {
+        return std::any_of(events.begin(), events.end(),
+                           [&](const RecordedEvent& event) { return event.stream == stream; });
+      });
+      skipped = true;
+    }
+  }
+  if (skipped) {
+    metrics_.subscriber_lag_events.store(0);
+    for (auto& wake : wakes) wake();
+    return;
+  }
   std::vector<HubEvent> batch;
   batch.reserve(events.size());
   for (RecordedEvent& event : events) {
@@ -65,7 +97,6 @@ void Hub::dispatch(std::vector<RecordedEvent>&& events, uint64_t next) {
         "{\"event\":" + wire::event_to_json_text(*shared) + "}");
     batch.push_back(HubEvent{std::move(shared), std::move(frame)});
   }
-  std::vector<std::function<void()>> wakes;
   uint64_t worst_backlog = 0;
   {
     std::lock_guard lock(mutex_);
@@ -75,17 +106,11 @@ void Hub::dispatch(std::vector<RecordedEvent>&& events, uint64_t next) {
       return !keep;
     });
     next_position_ = next;
-    for (auto it = waiters_.begin(); it != waiters_.end();) {
-      bool touched = std::any_of(batch.begin(), batch.end(), [&](const HubEvent& hub_event) {
-        return hub_event.event->stream == it->second.stream;
+    take_waiters([&](const std::string& stream) {
+      return std::any_of(batch.begin(), batch.end(), [&](const HubEvent& hub_event) {
+        return hub_event.event->stream == stream;
       });
-      if (touched) {
-        wakes.push_back(std::move(it->second.wake));
-        it = waiters_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    });
   }
   metrics_.subscriber_lag_events.store(worst_backlog);
   for (auto& wake : wakes) wake();
