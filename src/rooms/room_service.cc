@@ -180,9 +180,11 @@ class RoomSession {
   }
   bool closed() const { return closed_.load(); }
 
-  std::shared_ptr<void> room;  // the Room it joined (type-erased: Room is file-local)
-  uint32_t bad_messages = 0;   // on the room strand
-  double tokens = 0;           // rate limit bucket, on the room strand
+  // The Room it joined (type-erased: Room is file-local). Weak: the room
+  // holds its participants' sessions, and a session may outlive the service.
+  std::weak_ptr<void> room;
+  uint32_t bad_messages = 0;  // on the room strand
+  double tokens = 0;          // rate limit bucket, on the room strand
   int64_t refilled_at_ns = 0;
 
  private:
@@ -903,8 +905,9 @@ Result<std::shared_ptr<RoomSession>> RoomService::join(const JoinRequest& reques
 }
 
 void RoomService::on_closed(const std::shared_ptr<RoomSession>& session, bool clean) {
-  auto room = std::static_pointer_cast<Room>(session->room);
   impl_->sessions.fetch_sub(1);
+  auto room = std::static_pointer_cast<Room>(session->room.lock());
+  if (!room) return;  // the service stopped
   asio::post(room->strand, [impl = impl_.get(), room, session, clean] {
     auto found = room->participants.find(session->participant());
     if (found == room->participants.end() || found->second.session != session) return;
@@ -929,7 +932,8 @@ void RoomService::on_closed(const std::shared_ptr<RoomSession>& session, bool cl
 }
 
 void RoomService::on_message(const std::shared_ptr<RoomSession>& session, std::string text) {
-  auto room = std::static_pointer_cast<Room>(session->room);
+  auto room = std::static_pointer_cast<Room>(session->room.lock());
+  if (!room) return;  // the service stopped
   asio::post(room->strand, [impl = impl_.get(), room, session, text = std::move(text)] {
     if (session->closed()) return;
     auto found = room->participants.find(session->participant());
@@ -1207,6 +1211,9 @@ void RoomService::stop() {
       room->idle_timer.cancel();
       for (Waiter& waiter : room->waiters) waiter.timer->cancel();
       if (room->loaded) impl->write_snapshot(*room);
+      // A session points at its room and the room at its participants'
+      // sessions: break the cycle, or neither is ever freed.
+      room->participants.clear();
     });
   }
   // Acknowledged or not, every append handed to the store is answered by it;
