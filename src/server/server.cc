@@ -69,6 +69,23 @@ bool is_loopback(const std::string& host) {
 template <class Stream>
 constexpr bool kIsTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
+// The options every server WebSocket shares: idle timeout with keep-alive
+// pings, the message size limit, text frames and the Server header.
+template <class Stream>
+void configure_websocket(websocket::stream<Stream>& ws, const ServerConfig& config) {
+  websocket::stream_base::timeout timeout =
+      websocket::stream_base::timeout::suggested(beast::role_type::server);
+  timeout.idle_timeout = std::chrono::seconds(config.idle_timeout_seconds);
+  timeout.keep_alive_pings = true;
+  ws.set_option(timeout);
+  ws.read_message_max(config.max_ws_message_bytes);
+  ws.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
+    response.set(beast::http::field::server, "vellum");
+  }));
+  ws.text(true);
+  beast::get_lowest_layer(ws).expires_never();
+}
+
 }  // namespace
 
 // What sessions share: the server's parts and its shutdown state.
@@ -107,17 +124,7 @@ class WsSession : public HubSubscriber, public std::enable_shared_from_this<WsSe
   }
 
   void run(HttpRequest request) {
-    websocket::stream_base::timeout timeout =
-        websocket::stream_base::timeout::suggested(beast::role_type::server);
-    timeout.idle_timeout = std::chrono::seconds(shared_.config.idle_timeout_seconds);
-    timeout.keep_alive_pings = true;
-    ws_.set_option(timeout);
-    ws_.read_message_max(shared_.config.max_ws_message_bytes);
-    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
-      response.set(beast::http::field::server, "vellum");
-    }));
-    ws_.text(true);
-    beast::get_lowest_layer(ws_).expires_never();
+    configure_websocket(ws_, shared_.config);
     ws_.async_accept(request,
                      beast::bind_front_handler(&WsSession::on_accept, this->shared_from_this()));
   }
@@ -467,17 +474,7 @@ class RoomWsSession : public rooms::RoomPeer,
   ~RoomWsSession() override { shared_.metrics.open_connections.fetch_sub(1); }
 
   void run(HttpRequest request) {
-    websocket::stream_base::timeout timeout =
-        websocket::stream_base::timeout::suggested(beast::role_type::server);
-    timeout.idle_timeout = std::chrono::seconds(shared_.config.idle_timeout_seconds);
-    timeout.keep_alive_pings = true;
-    ws_.set_option(timeout);
-    ws_.read_message_max(shared_.config.max_ws_message_bytes);
-    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
-      response.set(beast::http::field::server, "vellum");
-    }));
-    ws_.text(true);
-    beast::get_lowest_layer(ws_).expires_never();
+    configure_websocket(ws_, shared_.config);
     ws_.async_accept(
         request, beast::bind_front_handler(&RoomWsSession::on_accept, this->shared_from_this()));
   }

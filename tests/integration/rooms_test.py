@@ -24,7 +24,6 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
 import uuid
 
 import websockets
@@ -487,20 +486,7 @@ def main():
     env = Env()
     passed, failed = [], []
     try:
-        for function in TESTS:
-            if selected and not any(name in function.__name__ for name in selected):
-                continue
-            begin = time.monotonic()
-            try:
-                function(env)
-                passed.append(function.__name__)
-                print(f"ok   {function.__name__} ({time.monotonic() - begin:.2f} s)", flush=True)
-            except Exception as error:  # noqa: BLE001 - every failure is reported
-                failed.append(function.__name__)
-                print(f"FAIL {function.__name__} ({time.monotonic() - begin:.2f} s): {error}",
-                      flush=True)
-                if not isinstance(error, TestFailure):
-                    traceback.print_exc()
+        st.run_tests(TESTS, env, selected, passed, failed)
         for problem in env.stop_all():
             failed.append("server exit")
             print(f"FAIL server exit: {problem}", flush=True)

@@ -1592,6 +1592,25 @@ def projection_routes_need_grants(env):
     check_eq(s.stop(), 0, "exit code")
 
 
+def run_tests(tests, env, selected, passed, failed):
+    """Runs each test whose name contains one of `selected` (all when empty), printing
+    ok/FAIL lines; appends the names to `passed` / `failed`. Shared with rooms_test.py."""
+    for function in tests:
+        if selected and not any(name in function.__name__ for name in selected):
+            continue
+        begin = time.monotonic()
+        try:
+            function(env)
+            passed.append(function.__name__)
+            print(f"ok   {function.__name__} ({time.monotonic() - begin:.2f} s)", flush=True)
+        except Exception as error:  # noqa: BLE001 - every failure is reported
+            failed.append(function.__name__)
+            print(f"FAIL {function.__name__} ({time.monotonic() - begin:.2f} s): {error}",
+                  flush=True)
+            if not isinstance(error, TestFailure):
+                traceback.print_exc()
+
+
 def main():
     global VELLUM, WORK
     if len(sys.argv) < 2 or not os.access(sys.argv[1], os.X_OK):
@@ -1606,20 +1625,7 @@ def main():
     passed, failed = [], []
     started = time.monotonic()
     try:
-        for function in TESTS:
-            if selected and not any(name in function.__name__ for name in selected):
-                continue
-            begin = time.monotonic()
-            try:
-                function(env)
-                passed.append(function.__name__)
-                print(f"ok   {function.__name__} ({time.monotonic() - begin:.2f} s)", flush=True)
-            except Exception as error:  # noqa: BLE001 - every failure is reported
-                failed.append(function.__name__)
-                print(f"FAIL {function.__name__} ({time.monotonic() - begin:.2f} s): {error}",
-                      flush=True)
-                if not isinstance(error, TestFailure):
-                    traceback.print_exc()
+        run_tests(TESTS, env, selected, passed, failed)
         for problem in env.stop_all():
             failed.append("server exit")
             print(f"FAIL server exit: {problem}", flush=True)
