@@ -29,6 +29,7 @@ import uuid
 import websockets
 import websockets.exceptions
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_test as st  # noqa: E402  (the Server helper and checks)
 from server_test import TestFailure, check, check_eq  # noqa: E402
