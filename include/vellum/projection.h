@@ -65,9 +65,9 @@ class ProjectionSink {
 // with it, so every new process replays from the beginning). reset() sets the
 // checkpoint to 0 before calling `reset`, so a crash in between replays
 // (duplicates) rather than skips.
-std::unique_ptr<ProjectionSink> make_callback_sink(
-    ToolkitDb* db, std::string name, std::function<Status(const EventRef&)> handle,
-    std::function<Status()> reset = {});
+std::unique_ptr<ProjectionSink> make_callback_sink(ToolkitDb* db, std::string name,
+                                                   std::function<Status(const EventRef&)> handle,
+                                                   std::function<Status()> reset = {});
 
 // A key-value read model kept in the ToolkitDb under the projection's name;
 // batch changes and checkpoint are written atomically. The handler reads and

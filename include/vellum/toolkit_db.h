@@ -73,9 +73,9 @@ class ToolkitDb {
   // The newest snapshot of `stream` for `aggregate` with revision <=
   // `max_revision`, `logic_version` and `base_revision`; snapshots of other
   // logic versions or bases are skipped, never returned. nullopt if none.
-  Result<std::optional<Snapshot>> find_snapshot(std::string_view aggregate,
-                                                std::string_view stream, uint64_t max_revision,
-                                                uint32_t logic_version, uint64_t base_revision);
+  Result<std::optional<Snapshot>> find_snapshot(std::string_view aggregate, std::string_view stream,
+                                                uint64_t max_revision, uint32_t logic_version,
+                                                uint64_t base_revision);
   // Deletes every snapshot of `aggregate` (all streams). Returns how many.
   Result<uint64_t> delete_snapshots(std::string_view aggregate);
 

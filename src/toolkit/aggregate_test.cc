@@ -370,8 +370,8 @@ TEST_F(AggregateTest, ASnapshotAheadOfTheStreamIsIgnored) {
   ASSERT_TRUE(store.handle("a1", Open{"ada"}));
   ASSERT_TRUE(store.handle("a1", Deposit{5}));
   AccountState future{true, "ada", 999, 51};
-  ASSERT_TRUE(db_->put_snapshot("account", "account-a1",
-                                Snapshot{50, 0, 1, 0, Json(future).dump()}));
+  ASSERT_TRUE(
+      db_->put_snapshot("account", "account-a1", Snapshot{50, 0, 1, 0, Json(future).dump()}));
   auto loaded = store.load("a1");
   ASSERT_TRUE(loaded);
   EXPECT_FALSE(loaded->snapshot_revision.has_value());
