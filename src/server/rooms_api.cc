@@ -37,6 +37,13 @@ std::string query(const Target& target, const char* name) {
   return found == target.query.end() ? std::string() : found->second;
 }
 
+// A non-negative integer query parameter, `absent` when not given; nullopt
+// when malformed.
+std::optional<uint64_t> query_number(const Target& target, const char* name, uint64_t absent) {
+  std::string text = query(target, name);
+  return text.empty() ? std::optional<uint64_t>(absent) : parse_number(text);
+}
+
 // A room token from ?token= (browsers cannot set WebSocket headers) or the
 // X-Room-Token header.
 std::string room_token(const HttpRequest& request, const Target& target) {
@@ -62,7 +69,7 @@ const RoomApp* RoomsApi::find_app(std::string_view app) const {
 // for any participant), the development mode; otherwise refused.
 std::variant<RoomsApi::Grant, RoomsApi::Denied> RoomsApi::authorize(
     const HttpRequest& request, const Target& target, std::string_view app, std::string_view room,
-    std::string_view participant, bool need_write) const {
+    std::optional<std::string_view> participant, bool need_write) const {
   const RoomApp* configured = find_app(app);
   const std::string token = room_token(request, target);
   if (!token.empty()) {
@@ -75,7 +82,8 @@ std::variant<RoomsApi::Grant, RoomsApi::Denied> RoomsApi::authorize(
     const int64_t now = system_clock()->now_unix_ns() / 1'000'000'000;
     Result<rooms::RoomClaims> claims =
         rooms::verify_room_token(token, configured->secret, app, room, now);
-    Status allowed = claims ? rooms::check_token_participant(*claims, participant) : Status();
+    Status allowed =
+        claims && participant ? rooms::check_token_participant(*claims, *participant) : Status();
     if (claims && allowed && need_write) allowed = rooms::require_write(*claims);
     const Error* error = !claims ? &claims.error() : !allowed ? &allowed.error() : nullptr;
     if (error != nullptr) {
@@ -168,25 +176,12 @@ void RoomsApi::handle(const HttpRequest& request, const Target& target, Respond 
     return respond(json_error(405, "method_not_allowed", "see docs/api/rooms.md", version));
   }
   // Reads: a token for any participant of the room will do.
-  std::string reader = query(target, "participant");
-  if (reader.empty()) reader = "reader";
-  const std::string token = room_token(request, target);
-  if (!token.empty()) {
-    if (const RoomApp* configured = find_app(app)) {
-      const int64_t now = system_clock()->now_unix_ns() / 1'000'000'000;
-      auto claims = rooms::verify_room_token(token, configured->secret, app, room, now);
-      if (claims) reader = claims->participant;
-    }
-  }
-  auto grant = authorize(request, target, app, room, reader, /*need_write=*/false);
+  auto grant = authorize(request, target, app, room, std::nullopt, /*need_write=*/false);
   if (auto* denied = std::get_if<Denied>(&grant)) return deny(*denied);
   if (segments[3] == "events") {
-    std::optional<uint64_t> after =
-        parse_number(query(target, "after").empty() ? std::string("0") : query(target, "after"));
-    std::optional<uint64_t> limit =
-        parse_number(query(target, "limit").empty() ? std::string("100") : query(target, "limit"));
-    std::optional<uint64_t> wait =
-        parse_number(query(target, "waitMs").empty() ? std::string("0") : query(target, "waitMs"));
+    std::optional<uint64_t> after = query_number(target, "after", 0);
+    std::optional<uint64_t> limit = query_number(target, "limit", 100);
+    std::optional<uint64_t> wait = query_number(target, "waitMs", 0);
     if (!after || !limit || !wait || *wait > config_.max_wait_ms) {
       return respond(
           json_error(400, "invalid_argument",

@@ -5,6 +5,7 @@
 // loopback development mode). The room logic itself is rooms::RoomService.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -40,7 +41,8 @@ class RoomsApi {
     bool can_write = false;
     bool any_participant = false;  // an API key: a backend acting for anyone
   };
-  // Errors carry the HTTP status to answer in `status`.
+  // `participant`: who the request acts as; nullopt for reads, which any
+  // participant of the room may make. Errors carry the HTTP status in `status`.
   struct Denied {
     unsigned status;
     std::string code;
@@ -48,7 +50,8 @@ class RoomsApi {
   };
   std::variant<Grant, Denied> authorize(const HttpRequest& request, const Target& target,
                                         std::string_view app, std::string_view room,
-                                        std::string_view participant, bool need_write) const;
+                                        std::optional<std::string_view> participant,
+                                        bool need_write) const;
   const RoomApp* find_app(std::string_view app) const;
 
   rooms::RoomService& rooms_;
