@@ -17,7 +17,8 @@ BUILD_PACKAGES=(cmake ninja-build g++ ccache pkg-config python3 git
   libboost1.81-dev libtomlplusplus-dev
   clang-14 libclang-rt-14-dev libfuzzer-14-dev
   python3-websockets openssl curl wrk
-  postgresql libpqxx-dev)  # the PostgreSQL projection sink and its tests (tests/pg/)
+  postgresql libpqxx-dev  # the PostgreSQL projection sink and its tests (tests/pg/)
+  chromium fonts-liberation)  # the browser tests of the TypeScript client and the demo (clients/js)
 BENCH_PACKAGES=(postgresql redis-server sqlite3 fio libpq-dev libsqlite3-dev libhiredis-dev wrk)
 
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
@@ -37,6 +38,21 @@ install_packages() {
     "${missing[@]}" >/dev/null
 }
 
+# The TypeScript client (clients/js) needs Node.js >= 20 with npm. Machines of
+# this project ship Node 20 (its package provides npm); on a plain Debian 12,
+# Debian's nodejs (18) and npm are installed, and the JS stage says it is too old.
+install_node() {
+  if ! command -v node >/dev/null; then install_packages nodejs; fi
+  if ! command -v npm >/dev/null; then install_packages npm; fi
+}
+
+# Builds the trip-planner demo that `serve` shows at /demo/ (clients/js/demo).
+build_demo() {
+  install_node
+  log "building the demo (clients/js/demo)"
+  (cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build:demo)
+}
+
 build() {
   local preset="${1:-release}"
   log "building ($preset)"
@@ -47,15 +63,19 @@ build() {
 cmd_serve() {
   install_packages "${BUILD_PACKAGES[@]}"
   build release
+  build_demo
   local data="${VELLUM_DATA:-$PWD/vellum-data}"
   local listen="${VELLUM_LISTEN:-127.0.0.1:2113}"
   log "serving $data on http://$listen  (Ctrl-C stops; docs/api/http.md has the API)"
+  log "the trip-planner demo: http://$listen/demo/?room=tokyo"
   # Extra arguments go to `vellum serve` (see build/release/src/vellum serve --help).
-  exec build/release/src/vellum --data "$data" serve --listen "$listen" "$@"
+  exec build/release/src/vellum --data "$data" serve --listen "$listen" \
+    --demo-dir "$PWD/clients/js/demo/dist" "$@"
 }
 
 cmd_test() {
   install_packages "${BUILD_PACKAGES[@]}"
+  install_node
   exec ./tools/run_tests.sh "$@"
 }
 

@@ -6,9 +6,10 @@
 #   2. asan (AddressSanitizer + UBSan): unit, crash and sim tests
 #   3. tsan (ThreadSanitizer): the tests labelled `tsan` (concurrency)
 #   4. fuzz (clang + libFuzzer): each target for a bounded time
+#   1b. js: the TypeScript client, demo and Replicache interop (tools/run_js_tests.sh)
 #   5. benchmarks smoke-run (so they don't rot)
 # Ends with one summary line "N passed, M failed".
-# Skip stages with VL_SKIP="asan tsan fuzz bench" for a quick local run.
+# Skip stages with VL_SKIP="js asan tsan fuzz bench" for a quick local run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,6 +67,25 @@ stage() { [[ "$skip" != *" $1 "* ]]; }
 if build_preset release; then
   log "tests: release"
   run_ctest release --preset release -j "$jobs"
+fi
+
+# The TypeScript client, the demo and Replicache interop against the release binary.
+if stage js && [ -x build/release/src/vellum ]; then
+  log "tests: js (clients/js)"
+  js_output="$(mktemp)"
+  ./tools/run_js_tests.sh 2>&1 | tee "$js_output"
+  js_summary="$(grep -E '^js: [0-9]+ passed, [0-9]+ failed$' "$js_output" | tail -n 1)"
+  rm -f "$js_output"
+  if [ -z "$js_summary" ]; then
+    failed=$((failed + 1))
+    failed_stages+=("js(no summary)")
+  else
+    js_passed="$(sed -E 's/js: ([0-9]+) passed.*/\1/' <<<"$js_summary")"
+    js_failed="$(sed -E 's/.*, ([0-9]+) failed/\1/' <<<"$js_summary")"
+    passed=$((passed + js_passed))
+    failed=$((failed + js_failed))
+    if [ "$js_failed" != 0 ]; then failed_stages+=("js"); fi
+  fi
 fi
 
 if stage asan && build_preset asan; then
