@@ -247,6 +247,21 @@ struct Room : std::enable_shared_from_this<Room> {
   asio::steady_timer idle_timer;
 };
 
+// A "snapshot" frame: the document for display and the reducer's full state
+// ("reducerState", RoomState::to_json) so that a client can restore its
+// reducer from it and verify the hash itself. `reason` is empty on a join.
+static Json snapshot_frame(Room& room, std::string_view reason) {
+  Json frame{{"type", "snapshot"}};
+  if (!reason.empty()) frame["reason"] = reason;
+  frame["seq"] = room.committed_seq;
+  frame["clock"] = room.clock;
+  frame["hash"] = room.hash();
+  frame["state"] = room.state->document();
+  frame["reducerState"] = room.state->to_json();
+  frame["schemaVersion"] = room.schema_version;
+  return frame;
+}
+
 struct RoomService::Impl {
   Impl(Store& s, ToolkitDb* db, Clock& c, RoomsConfig cfg)
       : store(s), snapshots(db), clock(c), config(cfg), ids(c.monotonic_ns() ^ 0x726f6f6d) {}
@@ -363,14 +378,7 @@ Result<uint64_t> RoomService::put_schema(std::string_view app, const Json& schem
         impl->broadcast(*room, frame_of(error_frame("internal", loaded.error().message)));
         return;
       }
-      Json reset{{"type", "snapshot"},
-                 {"reason", "schema"},
-                 {"seq", room->committed_seq},
-                 {"clock", room->clock},
-                 {"hash", room->hash()},
-                 {"state", room->state->document()},
-                 {"schemaVersion", room->schema_version}};
-      impl->broadcast(*room, frame_of(reset));
+      impl->broadcast(*room, frame_of(snapshot_frame(*room, "schema")));
     });
   }
   return entry.version;
@@ -890,12 +898,7 @@ Result<std::shared_ptr<RoomSession>> RoomService::join(const JoinRequest& reques
                                     {"catchUp", true}}));
       }
     } else {
-      session->send(frame_of(Json{{"type", "snapshot"},
-                                  {"seq", room->committed_seq},
-                                  {"clock", room->clock},
-                                  {"hash", room->hash()},
-                                  {"state", room->state->document()},
-                                  {"schemaVersion", room->schema_version}}));
+      session->send(frame_of(snapshot_frame(*room, "")));
     }
     session->send(frame_of(Json{{"type", "live"}, {"seq", room->committed_seq}}));
     impl->presence_notice(*room, present ? "updated" : "joined", request.participant);
@@ -990,13 +993,7 @@ void RoomService::on_message(const std::shared_ptr<RoomSession>& session, std::s
       if (seq == room->committed_seq && hash == ours) {
         return session->send(frame_of(Json{{"type", "verified"}, {"seq", seq}}));
       }
-      session->send(frame_of(Json{{"type", "snapshot"},
-                                  {"reason", "verify"},
-                                  {"seq", room->committed_seq},
-                                  {"clock", room->clock},
-                                  {"hash", ours},
-                                  {"state", room->state->document()},
-                                  {"schemaVersion", room->schema_version}}));
+      session->send(frame_of(snapshot_frame(*room, "verify")));
     } else if (op == "ping") {
       session->send(frame_of(Json{{"type", "pong"}, {"seq", room->committed_seq}}));
     } else if (op == "leave") {

@@ -13,8 +13,10 @@
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
+#include "base/assert.h"
 #include "base/clock.h"
 #include "base/prng.h"
+#include "base/sha256.h"
 #include "io/mem_file_system.h"
 #include "rooms/reducer.h"
 #include "rooms/schema.h"
@@ -200,6 +202,28 @@ TEST_F(RoomServiceTest, SchemasAreValidatedStoredAndVersioned) {
   EXPECT_EQ((*got)["schema"], kSchema);
 }
 
+// A snapshot frame's "reducerState" is the reducer's full state: its hash is
+// the frame's "hash" and it restores a reducer with the frame's document.
+void expect_reducer_state_matches(const Json& frame, const RoomSchema& schema) {
+  ASSERT_TRUE(frame.contains("reducerState")) << frame.dump();
+  Result<std::string> canonical = canonical_json(frame["reducerState"]);
+  ASSERT_TRUE(canonical) << canonical.error().message;
+  Sha256 sha;
+  sha.update(*canonical);
+  EXPECT_EQ(digest_hex(sha.finish()), frame["hash"]);
+  Result<RoomState> restored =
+      RoomState::from_json(std::make_shared<const RoomSchema>(schema), frame["reducerState"]);
+  ASSERT_TRUE(restored) << restored.error().message;
+  EXPECT_EQ(restored->state_hash(), frame["hash"]);
+  EXPECT_EQ(restored->document(), frame["state"]);
+}
+
+RoomSchema test_schema(const Json& document) {
+  Result<RoomSchema> schema = RoomSchema::parse(document);
+  VL_ASSERT(schema.has_value());
+  return std::move(*schema);
+}
+
 TEST_F(RoomServiceTest, JoinSendsWelcomeSnapshotLiveAndRecordsTheJoin) {
   start();
   auto [ann, ann_session] = join("ann");
@@ -208,6 +232,7 @@ TEST_F(RoomServiceTest, JoinSendsWelcomeSnapshotLiveAndRecordsTheJoin) {
   EXPECT_EQ(welcome["seq"], 0);
   Json snapshot = ann->wait_type("snapshot");
   EXPECT_EQ(snapshot["state"], Json::object());
+  expect_reducer_state_matches(snapshot, test_schema(kSchema));
   // The join is a recorded event, broadcast like any other.
   Json joined = ann->wait_for(
       [](const Json& f) { return f["type"] == "events" && f["events"][0]["action"] == "$joined"; });
@@ -526,6 +551,7 @@ TEST_F(RoomServiceTest, AStateHashMismatchResetsTheClientFromTheLog) {
   ASSERT_FALSE(reset.is_null());
   EXPECT_EQ(reset["hash"], state["hash"]);
   EXPECT_EQ(reset["state"]["steps"], 3);
+  expect_reducer_state_matches(reset, test_schema(kSchema));
 }
 
 TEST_F(RoomServiceTest, ASchemaChangeRebuildsLoadedRoomsAndResetsTheirClients) {
@@ -543,6 +569,7 @@ TEST_F(RoomServiceTest, ASchemaChangeRebuildsLoadedRoomsAndResetsTheirClients) {
   ASSERT_FALSE(reset.is_null());
   EXPECT_EQ(reset["schemaVersion"], 2);
   EXPECT_EQ(reset["state"]["title"], "ann");  // the old event, reduced by the new schema
+  expect_reducer_state_matches(reset, test_schema(changed));
 }
 
 }  // namespace
