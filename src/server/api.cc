@@ -342,7 +342,8 @@ Api::Api(Store& store, Hub& hub, Metrics& metrics, const Authenticator& auth,
       config_(config),
       projections_(projections),
       toolkit_db_(toolkit_db),
-      rooms_(rooms) {}
+      rooms_(rooms),
+      demo_files_(config.demo_dir) {}
 
 void Api::finish_projection_work() { projection_work_.join(); }
 
@@ -389,6 +390,12 @@ void Api::route(Context& context) {
     context.label->route = first == "apps" ? "/apps/{app}/schema" : "/rooms/{app}/{room}/...";
     if (rooms_ == nullptr) return context.fail(404, "not_found", "this server runs no rooms");
     return rooms_->handle(context.request, context.target, context.respond);
+  }
+  // Demo files are public, like any web page's assets: a browser loading
+  // them cannot send an API key.
+  if (first == "demo") {
+    context.label->route = "/demo/";
+    return context.reply(demo_files_.handle(context.request, context.target));
   }
   if (auth_.enabled()) {
     context.key = auth_.authenticate(context.request[http::field::authorization]);

@@ -22,6 +22,7 @@
 
 #include "server/auth.h"
 #include "server/config.h"
+#include "server/demo_files.h"
 #include "server/hub.h"
 #include "server/metrics.h"
 
@@ -125,7 +126,8 @@ class Api {
   std::atomic<int64_t> appends_in_flight_{0};
   Projections* projections_;
   ToolkitDb* toolkit_db_;
-  RoomsApi* rooms_;  // null: no rooms
+  RoomsApi* rooms_;             // null: no rooms
+  const DemoFiles demo_files_;  // /demo/ (--demo-dir)
   // Runs projection start/stop/reset/rebuild off the I/O threads; one
   // thread, so that operations on a projection apply in the order received.
   boost::asio::thread_pool projection_work_{1};

@@ -11,10 +11,13 @@
 #include <toml++/toml.h>
 
 #include "rooms/room_token.h"
+#include "server/demo_files.h"
 
 namespace vellum::server {
 
 namespace {
+
+constexpr std::string_view kDemoDirTomlKey = "demo_dir";
 
 tl::unexpected<Error> invalid(std::string message) {
   return tl::unexpected<Error>(Error{ErrorCode::kInvalidArgument, std::move(message), {}});
@@ -292,6 +295,8 @@ ServeOptions::ServeOptions(CLI::App& app, ServerConfig& config) : config_(config
   add("max-wait-ms", config.max_wait_ms, "Longest long-poll wait (waitMs) a request may ask for");
   add("subscriber-queue-bytes", config.subscriber_queue_bytes,
       "Per-subscriber send queue; a slower client is switched to catch-up reads");
+  add("demo-dir", config.demo_dir,
+      "Serve the files of this directory at /demo/ (a demo or test page on the server's origin)");
   add("shutdown-grace-seconds", config.shutdown_grace_seconds,
       "On SIGTERM/SIGINT, how long to wait for in-flight requests");
   add("rooms-max-participants", config.rooms.max_participants,
@@ -333,6 +338,7 @@ Status ServeOptions::finish(bool data_dir_given) {
     }
     for (const auto& [key, node] : table) {
       std::string_view name = key.str();
+      if (name == kDemoDirTomlKey) continue;
       if (name == "api_keys" || name == "data" || name == "projections" || name == "room_apps") {
         continue;
       }
@@ -346,6 +352,8 @@ Status ServeOptions::finish(bool data_dir_given) {
     }
     for (const auto& entry : entries_) {
       const toml::node* node = table.get(entry->key);
+      // The demo directory is also spelt like a TOML key (demo_dir).
+      if (node == nullptr && entry->key == "demo-dir") node = table.get(kDemoDirTomlKey);
       // Flags and environment variables win over the file.
       if (node == nullptr || entry->option->count() > 0) continue;
       VL_RETURN_IF_ERROR(entry->from_toml(*node));
@@ -383,6 +391,7 @@ Status ServeOptions::finish(bool data_dir_given) {
       }
     }
   }
+  if (!config_.demo_dir.empty()) VL_RETURN_IF_ERROR(check_demo_dir(config_.demo_dir));
   if (config_.tls_cert.empty() != config_.tls_key.empty()) {
     return invalid("--tls-cert and --tls-key go together");
   }

@@ -62,6 +62,8 @@ struct ServerConfig {
   std::string tls_key;
   bool insecure = false;  // allow a non-loopback listener without API keys
   std::string config_file;
+  // Static files served at /demo/ (demo_files.h); empty = none.
+  std::string demo_dir;
 
   // Limits (each answered with a clear error; docs/api/http.md, "Limits").
   uint64_t max_body_bytes = uint64_t{32} << 20;
