@@ -184,7 +184,9 @@ function bindOpPath(rules: readonly PolicyRule[], path: readonly PathSegment[], 
 function checkOpValueTemplate(kind: OpKind, policy: Policy, value: Json | undefined,
   where: string): void {
   const lwwDelete = kind === 'delete' && policy === 'lww';
-  if (lwwDelete && value !== undefined) throw invalid(`${where}: delete on an lww path takes no value`);
+  if (lwwDelete && value !== undefined) {
+    throw invalid(`${where}: delete on an lww path takes no value`);
+  }
   if (value === undefined) {
     if (lwwDelete || kind === 'increment') return;
     throw invalid(`${where}: ${kind} needs a "value"`);
