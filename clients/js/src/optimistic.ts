@@ -35,6 +35,15 @@ function isVellumError(error: unknown): error is VellumError {
   return error instanceof VellumError;
 }
 
+// The payload as the server will read it: what JSON drops or changes is dropped here too.
+function asSent(payload: JsonObject): JsonObject {
+  try {
+    return JSON.parse(JSON.stringify(payload)) as JsonObject;
+  } catch (error) {
+    throw new VellumError('invalid_argument', `the payload is not JSON: ${String(error)}`);
+  }
+}
+
 function resultOf(action: PendingAction, seq: number, outcome: CommittedOutcome,
   by: string | undefined): ActionResult {
   if (outcome === 'superseded') {
@@ -157,8 +166,7 @@ export class OptimisticRoom {
     if (this.#entries.some((entry) => entry.action.id === input.id)) {
       throw new VellumError('invalid_argument', `action ${input.id} is pending already`);
     }
-    // The payload as the server will read it (what JSON drops or changes, it drops here too).
-    const payload = JSON.parse(JSON.stringify(input.payload)) as JsonObject;
+    const payload = asSent(input.payload);
     const action: PendingAction = { id: input.id, action: input.action, payload,
       lamport: input.lamport ?? this.#clock + 1, clientTime: input.clientTime ?? Date.now() };
     if (input.coalesceKey !== undefined) action.coalesceKey = input.coalesceKey;

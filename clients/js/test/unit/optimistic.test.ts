@@ -83,6 +83,8 @@ describe('OptimisticRoom', () => {
     assert.throws(() => room.addPending({ id: 'a2', action: 'walked', payload: { steps: 1.5 } }),
       refuses);
     assert.throws(() => room.addPending({ id: 'a3', action: 'titled', payload: {} }), refuses);
+    assert.throws(() => room.addPending({ id: 'a4', action: 'titled',
+      payload: { title: 1n } as unknown as JsonObject }), refuses);
     assert.deepEqual(room.pending, []);
     assert.deepEqual(room.view(), {});
     assert.equal(seen.count, 0);
