@@ -570,6 +570,8 @@ async function main(): Promise<void> {
   window.addEventListener('offline', () => client.disconnect());
   window.addEventListener('online', () => client.connect());
   if (!navigator.onLine) client.disconnect();
+  // Leaving (or reloading): make the edits still inside the coalescing window durable.
+  window.addEventListener('pagehide', () => void client.persist());
 
   setupEditing(view);
   travel = setupTimeTravel(view, () => scheduleRender(view));

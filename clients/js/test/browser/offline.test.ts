@@ -56,7 +56,13 @@ test('offline edits survive an offline reload and arrive exactly once', async ()
   await waitStatus(ann.page, 'offline');
   await ann.page.waitForSelector('[data-testid="status"][data-pending="3"]', { state: 'attached' });
   const offline = await rendered(ann.page);
-  assert.deepEqual(offline.activities.map((a) => a.name), ['Ghibli Museum', 'Karaoke night']);
+  // The confirmed room as Ann last saw it online (RoomClient's cached room),
+  // with her pending edits on top.
+  assert.deepEqual(
+    offline.activities.map((a) => a.name),
+    ['Ghibli Museum', 'Karaoke night'],
+    'after an offline reload the page shows the room as last seen online (the cached room) plus the pending edits',
+  );
   assert.equal(offline.activities[0]!.votes, '1');
   assert.deepEqual(offline.packing.map((p) => p.item), ['Power adapter']);
   assert.equal(await ann.page.locator('[data-testid="activity"].pending').count(), 1, 'the offline activity is shown as pending');
