@@ -39,10 +39,9 @@ export class Outbox {
   /** Loads this key's records from `storage`, oldest first. */
   static async open(storage: OutboxStorage, key: OutboxKey): Promise<Outbox> {
     const all = await storage.load();
-    const mine = all.filter(
-      (record) =>
-        record.app === key.app && record.room === key.room && record.participant === key.participant,
-    );
+    const mine = all.filter((record) =>
+      record.app === key.app && record.room === key.room &&
+      record.participant === key.participant);
     mine.sort((a, b) => a.order - b.order);
     return new Outbox(storage, key, mine);
   }

@@ -37,7 +37,10 @@ export interface RoomClientOptions {
   room: string;
   participant: string;
   name?: string;
-  /** Room token (?token= on the WebSocket, Authorization: Bearer on HTTP); a function is asked on every connection. */
+  /**
+   * Room token (?token= on the WebSocket, Authorization: Bearer on HTTP); a
+   * function is asked again on every connection.
+   */
   token?: string | (() => string | Promise<string>);
   /** Default MemoryOutboxStorage (nothing survives the process). */
   storage?: OutboxStorage;
@@ -47,7 +50,7 @@ export interface RoomClientOptions {
   reconnect?: { minDelayMs?: number; maxDelayMs?: number };
   /** Default globalThis.WebSocket, else the `ws` package. */
   WebSocket?: WebSocketLike;
-  /** Send a verify with the confirmed state hash every N confirmed events (default 200; 0 = never). */
+  /** Verify the confirmed state hash every N confirmed events (default 200; 0 = never). */
   verifyEvery?: number;
 }
 
@@ -67,7 +70,7 @@ interface RoomClientEvents {
   presence: PresenceEntry[];
   status: ConnectionStatus;
   event: RoomEvent;
-  /** Problems that are not an action's result: error frames, failed saves, a replaced connection. */
+  /** Not an action's result: error frames, failed saves, a replaced connection. */
   error: VellumError;
 }
 
@@ -226,7 +229,10 @@ export class RoomClient {
     return this.ready;
   }
 
-  on<K extends keyof RoomClientEvents>(event: K, listener: Listener<RoomClientEvents[K]>): () => void {
+  on<K extends keyof RoomClientEvents>(
+    event: K,
+    listener: Listener<RoomClientEvents[K]>,
+  ): () => void {
     let set = this.listeners.get(event);
     if (!set) this.listeners.set(event, (set = new Set()));
     set.add(listener as Listener<never>);
@@ -339,7 +345,7 @@ export class RoomClient {
     return { schema: Schema.parse(body.schema), version: body.version };
   }
 
-  /** Creates the optimistic room (from the cache when it is of this schema) and restores the outbox. */
+  /** Creates the optimistic room (from the cache if of this schema); restores the outbox. */
   private useSchema(schema: Schema, version: number, cached: CachedRoom | undefined): void {
     this.schemaVersion = version;
     const room = new OptimisticRoom(schema, this.options.participant);
@@ -553,9 +559,9 @@ export class RoomClient {
   /** A server older than reducerState in snapshots: fine only if we already agree with it. */
   private snapshotWithoutReducerState(frame: Frame): void {
     const room = this.ready;
-    if (Number(frame['seq']) === room.confirmedSeq && frame['hash'] === room.confirmed.stateHash()) {
-      return;
-    }
+    const agree = Number(frame['seq']) === room.confirmedSeq &&
+      frame['hash'] === room.confirmed.stateHash();
+    if (agree) return;
     this.emit('error', new VellumError('failed_precondition',
       'the server sent a snapshot without "reducerState": the client cannot reset from it'));
   }

@@ -41,11 +41,12 @@ function record(client: RoomClient) {
 }
 
 async function serverEvents(room: string, after = 0): Promise<RoomEvent[]> {
-  const response = await fetch(`${server.url}/rooms/${app}/${room}/events?after=${after}&limit=1000`);
+  const url = `${server.url}/rooms/${app}/${room}/events?after=${after}&limit=1000`;
+  const response = await fetch(url);
   return ((await response.json()) as { events: RoomEvent[] }).events;
 }
 
-async function serverState(room: string): Promise<{ seq: number; hash: string; state: JsonObject }> {
+async function serverState(room: string) {
   const response = await fetch(`${server.url}/rooms/${app}/${room}/state`);
   return (await response.json()) as { seq: number; hash: string; state: JsonObject };
 }
@@ -173,7 +174,7 @@ test('a confirmed state that disagrees with the server is reset by verify', asyn
   assert.equal(ann.optimistic.confirmed.stateHash(), truth.hash);
 });
 
-test('an action the server refuses has a rejected result and a conflict, never dropped', async () => {
+test('an action the server refuses: a rejected result and a conflict, never dropped', async () => {
   const room = freshRoom('rejected');
   const ann = await open(room, 'ann');
   const log = record(ann);
