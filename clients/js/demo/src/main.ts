@@ -101,9 +101,10 @@ function nameOf(view: View, participant: string): string {
   return base.charAt(0).toUpperCase() + base.slice(1);
 }
 
-function avatar(view: View, participant: string, extraClass = ''): HTMLElement {
+function avatar(view: View, participant: string, small = false): HTMLElement {
   const name = nameOf(view, participant);
-  const el = h('span', { class: `avatar ${extraClass}`.trim(), title: name, 'aria-hidden': 'true' }, initials(name));
+  const letters = small ? initials(name).slice(0, 1) : initials(name);
+  const el = h('span', { class: 'avatar', title: name, 'aria-hidden': 'true' }, letters);
   el.style.setProperty('--hue', String(hueOf(participant)));
   return el;
 }
@@ -188,7 +189,7 @@ function renderActivities(view: View, trip: Trip, confirmed: Trip, editable: boo
       const key = voters.join(',');
       if (faces.dataset.key !== key) {
         faces.dataset.key = key;
-        faces.replaceChildren(...voters.slice(0, 4).map((p) => avatar(view, p)));
+        faces.replaceChildren(...voters.slice(0, 4).map((p) => avatar(view, p, true)));
       }
     },
   );
@@ -277,7 +278,7 @@ function renderPeople(view: View, entries: readonly PresenceEntry[]): void {
         e.state !== null && typeof e.state === 'object' && !Array.isArray(e.state) && typeof e.state.focus === 'string'
           ? DOING[e.state.focus]
           : undefined;
-      setText(li.querySelector('.person-doing')!, here ? (me ? 'online' : focus ?? 'online') : 'away');
+      setText(li.querySelector('.person-doing')!, here ? (me ? 'online' : focus ?? 'online') : me ? 'offline' : 'away');
     },
   );
   const online = people.filter((e) => (e.participant === view.me.participant ? view.client.status === 'live' : e.connected)).length;
@@ -357,7 +358,8 @@ function conflictMessage(view: View, conflict: Conflict): string {
 function showToast(message: string, testId: string): void {
   const text = h('p', {}, message);
   const close = h('button', { type: 'button', class: 'icon-button', 'aria-label': 'Dismiss' }, '×');
-  const toast = h('div', { class: 'toast', role: 'alert', 'data-testid': testId }, text, close);
+  const icon = h('span', { class: 'toast-icon', 'aria-hidden': 'true' }, '!');
+  const toast = h('div', { class: 'toast', role: 'alert', 'data-testid': testId }, icon, text, close);
   const remove = () => toast.remove();
   close.addEventListener('click', remove);
   setTimeout(remove, 10_000);

@@ -107,6 +107,8 @@ test('the demo renders without console errors (screenshot in build/artifacts/dem
 
   const dir = path.join(repoRoot, 'build', 'artifacts');
   mkdirSync(dir, { recursive: true });
+  // Tall enough for the whole page, so the sticky history bar sits below the content.
+  await ann.page.setViewportSize({ width: 1280, height: 1100 });
   await ann.page.screenshot({ path: path.join(dir, 'demo.png'), fullPage: true });
 
   for (const p of [ann, bob, cleo]) assert.deepEqual(p.errors, [], `${p.name}'s page logged errors`);
