@@ -112,6 +112,19 @@ try {
   const latencies = Object.entries(sent)
     .map(([name, t]) => arrivals[name] - t)
     .sort((a, b) => a - b);
+  // Where the time goes: submit -> commit (the server's serverTime stamp, wall
+  // clock like timeOrigin) and commit -> render.
+  const committedAt = {};
+  for (let after = 0; ; ) {
+    const page = await (await fetch(`${server.url}/rooms/trips/${room}/events?after=${after}&limit=1000`)).json();
+    if (page.events.length === 0) break;
+    for (const e of page.events) {
+      if (e.action === 'activity_added') committedAt[e.payload.name] = Number(BigInt(e.serverTime) / 1000n) / 1000;
+    }
+    after = page.events[page.events.length - 1].seq;
+  }
+  const toCommit = Object.entries(sent).map(([name, t]) => committedAt[name] - t).sort((a, b) => a - b);
+  const toRender = Object.keys(sent).map((name) => arrivals[name] - committedAt[name]).sort((a, b) => a - b);
   const stats = await sender.page.evaluate(() => ({ ...window.vellumDemo.client.stats }));
   const result = {
     bench: 'e2e_latency',
@@ -124,6 +137,8 @@ try {
     p99Ms: Number(quantile(latencies, 0.99).toFixed(2)),
     maxMs: Number(latencies[latencies.length - 1].toFixed(2)),
     meanMs: Number((latencies.reduce((a, b) => a + b, 0) / latencies.length).toFixed(2)),
+    submitToCommitMs: { p50: Number(quantile(toCommit, 0.5).toFixed(2)), p99: Number(quantile(toCommit, 0.99).toFixed(2)) },
+    commitToRenderMs: { p50: Number(quantile(toRender, 0.5).toFixed(2)), p99: Number(quantile(toRender, 0.99).toFixed(2)) },
     senderStats: stats,
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${os.platform()} ${os.release()}`,
     chromium: browser.version(),
@@ -132,7 +147,9 @@ try {
   };
   console.log(
     `e2e latency, submit in one page -> render in another, ${edits} edits every ${intervalMs} ms:` +
-      ` p50 ${result.p50Ms} ms, p90 ${result.p90Ms} ms, p99 ${result.p99Ms} ms, max ${result.maxMs} ms`,
+      ` p50 ${result.p50Ms} ms, p90 ${result.p90Ms} ms, p99 ${result.p99Ms} ms, max ${result.maxMs} ms` +
+      ` (submit->commit p50 ${result.submitToCommitMs.p50} / p99 ${result.submitToCommitMs.p99} ms,` +
+      ` commit->render p50 ${result.commitToRenderMs.p50} / p99 ${result.commitToRenderMs.p99} ms)`,
   );
   console.log(JSON.stringify(result));
   if (jsonOut) writeFileSync(jsonOut, JSON.stringify(result, null, 2) + '\n');

@@ -109,17 +109,21 @@ function avatar(view: View, participant: string, small = false): HTMLElement {
   return el;
 }
 
+/** Sets a form control's value only when it differs (and never under the user's cursor). */
+function setValue(input: HTMLInputElement, value: string, editable: boolean): void {
+  if (editable && document.activeElement === input) return;
+  if (input.value !== value) input.value = value;
+}
+
 function renderTrip(view: View, trip: Trip, confirmed: Trip): void {
   const editable = view.travelSeq === undefined;
 
   // Title and dates: don't overwrite what the user is typing.
   const title = $<HTMLInputElement>('title-input');
-  if (document.activeElement !== title || !editable) title.value = trip.title ?? '';
+  setValue(title, trip.title ?? '', editable);
   title.classList.toggle('pending', editable && trip.title !== confirmed.title);
-  const from = $<HTMLInputElement>('date-from');
-  const to = $<HTMLInputElement>('date-to');
-  if (document.activeElement !== from || !editable) from.value = trip.dates?.from ?? '';
-  if (document.activeElement !== to || !editable) to.value = trip.dates?.to ?? '';
+  setValue($<HTMLInputElement>('date-from'), trip.dates?.from ?? '', editable);
+  setValue($<HTMLInputElement>('date-to'), trip.dates?.to ?? '', editable);
 
   // Budget
   const budgetPending = editable && trip.budget !== confirmed.budget;
@@ -129,22 +133,31 @@ function renderTrip(view: View, trip: Trip, confirmed: Trip): void {
   value.classList.toggle('pending', budgetPending);
   $('budget-badge').hidden = !budgetPending;
   const input = $<HTMLInputElement>('budget-input');
-  if (document.activeElement !== input || !editable) {
-    input.value = trip.budget === undefined ? '' : String(trip.budget / 100);
+  if (!editable || document.activeElement !== input) {
+    setValue(input, trip.budget === undefined ? '' : String(trip.budget / 100), false);
     input.removeAttribute('aria-invalid');
   }
   const range = $<HTMLInputElement>('budget-range');
-  if (!view.draggingBudget || !editable) range.value = String(trip.budget ?? 0);
+  if (!view.draggingBudget || !editable) setValue(range, String(trip.budget ?? 0), false);
 
   renderActivities(view, trip, confirmed, editable);
   renderPacking(view, trip, confirmed, editable);
 }
 
+interface ActivityRow {
+  rank: HTMLElement;
+  meta: HTMLElement;
+  voters: HTMLElement;
+  vote: HTMLButtonElement;
+  /** What the row shows, to skip rows that did not change (long lists, busy rooms). */
+  shown: string;
+}
+const activityRows = new WeakMap<HTMLElement, ActivityRow>();
+
 function renderActivities(view: View, trip: Trip, confirmed: Trip, editable: boolean): void {
   const confirmedIds = new Set(confirmed.activities.map((a) => a.id));
-  const list = $('activity-list');
   reconcile<Activity>(
-    list,
+    $('activity-list'),
     trip.activities,
     (a) => a.id,
     (a) => {
@@ -157,40 +170,40 @@ function renderActivities(view: View, trip: Trip, confirmed: Trip, editable: boo
       remove.setAttribute('aria-label', `Remove ${a.name}`);
       remove.title = 'Remove';
       remove.addEventListener('click', () => view.client.submit('activity_removed', { activityId: a.id }));
-      return h(
+      const rank = h('span', { class: 'activity-rank', 'aria-hidden': 'true' });
+      const meta = h('div', { class: 'activity-meta' });
+      const voters = h('span', { class: 'voters' });
+      const li = h(
         'li',
         { class: 'activity', 'data-testid': 'activity', 'data-id': a.id },
-        h('span', { class: 'activity-rank', 'aria-hidden': 'true' }),
-        h(
-          'div',
-          {},
-          h('div', { class: 'activity-name', 'data-testid': 'activity-name' }, a.name),
-          h('div', { class: 'activity-meta' }),
-        ),
-        h('span', { class: 'voters' }),
+        rank,
+        h('div', {}, h('div', { class: 'activity-name', 'data-testid': 'activity-name' }, a.name), meta),
+        voters,
         vote,
         remove,
       );
+      activityRows.set(li, { rank, meta, voters, vote, shown: '' });
+      return li;
     },
     (li, a, index) => {
-      li.classList.toggle('pending', editable && !confirmedIds.has(a.id));
-      setText(li.querySelector('.activity-rank')!, String(index + 1));
-      setText(li.querySelector('.activity-meta')!, `added by ${a.addedBy === view.me.participant ? 'you' : nameOf(view, a.addedBy)}`);
+      const row = activityRows.get(li)!;
       const voters = trip.votes.get(a.id) ?? [];
-      const confirmedVoters = confirmed.votes.get(a.id) ?? [];
       const mine = voters.includes(view.me.participant);
-      const vote = li.querySelector<HTMLButtonElement>('[data-testid="vote"]')!;
-      setText(vote, String(voters.length));
-      setAttr(vote, 'aria-pressed', String(mine));
-      setAttr(vote, 'aria-label', `${mine ? 'Remove your vote for' : 'Vote for'} ${a.name} (${plural(voters.length, 'vote', 'votes')})`);
-      setAttr(vote, 'data-voters', [...voters].sort().join(','));
-      vote.classList.toggle('pending', editable && mine !== confirmedVoters.includes(view.me.participant));
-      const faces = li.querySelector<HTMLElement>('.voters')!;
-      const key = voters.join(',');
-      if (faces.dataset.key !== key) {
-        faces.dataset.key = key;
-        faces.replaceChildren(...voters.slice(0, 4).map((p) => avatar(view, p, true)));
-      }
+      const rowPending = editable && !confirmedIds.has(a.id);
+      const votePending = editable && mine !== (confirmed.votes.get(a.id) ?? []).includes(view.me.participant);
+      const addedBy = a.addedBy === view.me.participant ? 'you' : nameOf(view, a.addedBy);
+      const shown = `${index}\n${addedBy}\n${voters.join(',')}\n${rowPending}\n${votePending}\n${view.names.size}`;
+      if (row.shown === shown) return;
+      row.shown = shown;
+      li.classList.toggle('pending', rowPending);
+      setText(row.rank, String(index + 1));
+      setText(row.meta, `added by ${addedBy}`);
+      setText(row.vote, String(voters.length));
+      setAttr(row.vote, 'aria-pressed', String(mine));
+      setAttr(row.vote, 'aria-label', `${mine ? 'Remove your vote for' : 'Vote for'} ${a.name} (${plural(voters.length, 'vote', 'votes')})`);
+      setAttr(row.vote, 'data-voters', [...voters].sort().join(','));
+      row.vote.classList.toggle('pending', votePending);
+      row.voters.replaceChildren(...voters.slice(0, 4).map((p) => avatar(view, p, true)));
     },
   );
   setText($('activity-count'), trip.activities.length ? plural(trip.activities.length, 'idea', 'ideas') : '');
@@ -199,9 +212,8 @@ function renderActivities(view: View, trip: Trip, confirmed: Trip, editable: boo
 
 function renderPacking(view: View, trip: Trip, confirmed: Trip, editable: boolean): void {
   const confirmedItems = new Set(confirmed.packing);
-  const list = $('packing-list');
   reconcile<string>(
-    list,
+    $('packing-list'),
     trip.packing,
     (item) => item,
     (item) => {
@@ -224,8 +236,8 @@ function renderPacking(view: View, trip: Trip, confirmed: Trip, editable: boolea
       const packed = trip.packed.has(item);
       li.classList.toggle('packed', packed);
       li.classList.toggle('pending', editable && (!confirmedItems.has(item) || packed !== confirmed.packed.has(item)));
-      const box = li.querySelector<HTMLInputElement>('input')!;
-      box.checked = packed;
+      const box = li.firstElementChild!.firstElementChild as HTMLInputElement;
+      if (box.checked !== packed) box.checked = packed;
     },
   );
   const packedCount = trip.packing.filter((item) => trip.packed.has(item)).length;
@@ -383,14 +395,18 @@ function setupTimeTravel(view: View, renderLive: () => void): { sync: () => void
   let timer: ReturnType<typeof setTimeout> | undefined;
   let request = 0;
 
+  let synced = -1;
   const sync = () => {
-    const max = Math.max(1, view.client.seq);
-    slider.max = String(max);
-    slider.disabled = view.client.seq < 2;
-    if (view.travelSeq === undefined) {
-      slider.value = String(max);
-      setText(label, view.client.seq ? `Live · change ${view.client.seq}` : 'Live');
+    const seq = view.client.seq;
+    if (seq === synced && view.travelSeq !== undefined) return;
+    const max = String(Math.max(1, seq));
+    if (slider.max !== max) slider.max = max;
+    slider.disabled = seq < 2;
+    if (view.travelSeq === undefined && (seq !== synced || slider.value !== max)) {
+      slider.value = max;
+      setText(label, seq ? `Live · change ${seq}` : 'Live');
     }
+    synced = seq;
   };
 
   const backToLive = () => {
