@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // Who this browser is: a display name (from ?name= or the name dialog) and a
-// participant id derived from it plus a random suffix, both kept in
-// localStorage so that a reload (offline too) is the same participant.
+// participant id derived from it plus a random suffix. Both are kept in
+// localStorage — one id per name, so that a reload (offline too) is the same
+// participant and finds its outbox again, and two tabs with two names are two
+// participants.
 
-const STORAGE_KEY = 'vellum-demo:identity';
+const IDS_KEY = 'vellum-demo:participants';
+const LAST_NAME_KEY = 'vellum-demo:name';
 
 export interface Identity {
   name: string;
@@ -26,26 +29,35 @@ function randomSuffix(): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-export function storedIdentity(): Identity | undefined {
+function storedIds(): Record<string, string> {
   try {
-    const raw = localStorage.getItem(STORAGE_KEY);
-    if (!raw) return undefined;
-    const parsed = JSON.parse(raw) as Partial<Identity>;
-    if (typeof parsed.name === 'string' && typeof parsed.participant === 'string') {
-      return { name: parsed.name, participant: parsed.participant };
+    const parsed: unknown = JSON.parse(localStorage.getItem(IDS_KEY) ?? '{}');
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+      return Object.fromEntries(
+        Object.entries(parsed as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'),
+      );
     }
   } catch {
     // A corrupt entry is replaced below.
   }
-  return undefined;
+  return {};
 }
 
-/** The identity for `name`: the stored one when the name is unchanged, else a new id. */
+/** The name used last in this browser, if any. */
+export function lastName(): string | undefined {
+  return localStorage.getItem(LAST_NAME_KEY) ?? undefined;
+}
+
+/** The identity for `name`: the id this browser made for it before, else a new one. */
 export function identityFor(name: string): Identity {
   const clean = name.trim().slice(0, 60);
-  const stored = storedIdentity();
-  if (stored && stored.name === clean) return stored;
-  const identity = { name: clean, participant: `${slug(clean)}-${randomSuffix()}` };
-  localStorage.setItem(STORAGE_KEY, JSON.stringify(identity));
-  return identity;
+  const ids = storedIds();
+  let participant = ids[clean];
+  if (!participant) {
+    participant = `${slug(clean)}-${randomSuffix()}`;
+    ids[clean] = participant;
+    localStorage.setItem(IDS_KEY, JSON.stringify(ids));
+  }
+  localStorage.setItem(LAST_NAME_KEY, clean);
+  return { name: clean, participant };
 }

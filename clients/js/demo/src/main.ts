@@ -6,7 +6,7 @@ import { IndexedDbOutboxStorage, RoomClient } from '../../src/index.js';
 import type { Conflict, ConnectionStatus, JsonObject, PresenceEntry, RoomEvent } from '../../src/types.js';
 import { $, h, reconcile, setAttr, setText } from './dom.js';
 import { euros, hueOf, initials, parseEuros, plural } from './format.js';
-import { identityFor, storedIdentity, type Identity } from './identity.js';
+import { identityFor, lastName, type Identity } from './identity.js';
 import { APP, ensureSchema } from './schema.js';
 import { readTrip, type Activity, type Trip } from './trip.js';
 
@@ -49,7 +49,7 @@ function roomFromUrl(params: URLSearchParams): string {
 async function askName(): Promise<string> {
   const dialog = $<HTMLDialogElement>('name-dialog');
   const input = $<HTMLInputElement>('name-input');
-  input.value = storedIdentity()?.name ?? '';
+  input.value = lastName() ?? '';
   dialog.addEventListener('cancel', (event) => event.preventDefault());
   dialog.showModal();
   return new Promise((resolve) => {
@@ -66,7 +66,7 @@ async function askName(): Promise<string> {
 }
 
 async function identify(params: URLSearchParams): Promise<Identity> {
-  let name = params.get('name')?.trim() || storedIdentity()?.name;
+  let name = params.get('name')?.trim() || lastName();
   if (!name) {
     name = await askName();
     params.set('name', name);
@@ -583,6 +583,12 @@ async function main(): Promise<void> {
     scheduleRender(view);
   });
   client.on('conflict', (conflict) => showToast(conflictMessage(view, conflict), 'conflict-toast'));
+  client.on('error', (error) => {
+    // One connection per participant: a second tab with the same name takes over.
+    if (error.code === 'replaced') {
+      showToast(`This trip is open as ${me.name} in another tab or window, which took over. Reload to continue here.`, 'replaced-toast');
+    }
+  });
 
   // The browser knows when the network is gone: stop retrying until it is back.
   window.addEventListener('offline', () => client.disconnect());
