@@ -328,6 +328,15 @@ Outcome RoomState::apply_op(const PlannedOp& op, const Stamp& stamp) {
   return Outcome{merged ? OutcomeKind::kMerged : OutcomeKind::kApplied, ""};
 }
 
+std::map<std::string, Json> RoomState::slot_values() const {
+  std::map<std::string, Json> values;
+  for (const auto& [path, slot] : slots_) {
+    std::optional<Json> value = render_value(slot);
+    if (value) values.emplace(format_pointer(path), std::move(*value));
+  }
+  return values;
+}
+
 void RoomState::render_slot(const Path& path, const Slot& slot) {
   put_value(document_, path, render_value(slot));
 }

@@ -132,6 +132,10 @@ class RoomState {
   const nlohmann::json& document() const { return document_; }
   // canonical_json(document()).
   std::string canonical_document() const;
+  // The document value of every concrete slot, by the slot's JSON Pointer
+  // ("/title", "/votes/act-1"); a slot without a value (an lww delete) is
+  // left out. Replicache pulls use these as keys (docs/api/replicache.md).
+  std::map<std::string, nlohmann::json> slot_values() const;
   uint64_t seq_max() const { return seq_max_; }          // highest seq applied; 0 if none
   uint64_t lamport_max() const { return lamport_max_; }  // highest lamport applied; 0 if none
 

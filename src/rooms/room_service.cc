@@ -39,9 +39,12 @@ constexpr std::string_view kSchemaEventType = "RoomSchemaSet";
 constexpr std::string_view kActionTypePrefix = "room.";
 constexpr std::string_view kJoinedType = "room:joined";
 constexpr std::string_view kLeftType = "room:left";
+// A stamped event the room refused, recorded so that it takes a seq (submit_stamped).
+constexpr std::string_view kRefusedType = "room:refused";
 // The actions clients see for the presence facts; schemas cannot declare '$' names.
 constexpr std::string_view kJoinedAction = "$joined";
 constexpr std::string_view kLeftAction = "$left";
+constexpr std::string_view kRefusedAction = "$refused";
 constexpr std::string_view kSnapshotAggregate = "room";
 constexpr size_t kEventsPerFrameMax = 500;
 constexpr uint32_t kBadMessagesMax = 20;
@@ -81,6 +84,7 @@ struct Committed {
   uint64_t clock;  // the room clock after this event
   bool system = false;
   Json client_time;  // as the client sent it, or null
+  Json origin;       // submit_stamped's origin, or null
 
   Json to_json() const {
     Json json = room_event_to_json(event);
@@ -94,8 +98,10 @@ struct Committed {
   EventData to_event_data() const {
     EventData data;
     data.id = *Uuid::parse(event.id);
-    data.type = system ? std::string(event.action == kJoinedAction ? kJoinedType : kLeftType)
-                       : std::string(kActionTypePrefix) + event.action;
+    data.type = !system                          ? std::string(kActionTypePrefix) + event.action
+                : event.action == kJoinedAction  ? std::string(kJoinedType)
+                : event.action == kRefusedAction ? std::string(kRefusedType)
+                                                 : std::string(kLeftType);
     Json body{{"action", event.action},
               {"payload", event.payload},
               {"lamport", event.lamport},
@@ -104,6 +110,7 @@ struct Committed {
               {"clock", clock}};
     if (!outcome.is_null()) body["outcome"] = outcome;
     if (!client_time.is_null()) body["clientTime"] = client_time;
+    if (!origin.is_null()) body["origin"] = origin;
     data.data = body.dump();
     data.subject = event.participant;  // the person the event concerns
     return data;
@@ -129,7 +136,9 @@ struct Committed {
     if (!body.contains("clock") || !body["clock"].is_number_unsigned()) return bad("no clock");
     Committed committed{std::move(*event), body.value("outcome", Json()),
                         body["clock"].get<uint64_t>(), false, body.value("clientTime", Json())};
-    committed.system = stored.type == kJoinedType || stored.type == kLeftType;
+    committed.system =
+        stored.type == kJoinedType || stored.type == kLeftType || stored.type == kRefusedType;
+    committed.origin = body.value("origin", Json());
     return committed;
   }
 };
@@ -144,6 +153,8 @@ struct SubmitItem {
   uint64_t lamport = 0;
   Json client_time;
   bool duplicate_pending = false;  // the id is in an earlier, uncommitted submit
+  Json origin;                     // submit_stamped only
+  bool refusal = false;            // committed as "$refused" (submit_stamped only)
 };
 
 struct Submit {
@@ -152,8 +163,29 @@ struct Submit {
   std::string participant;
   Json ref;  // echoed in the ack
   std::vector<SubmitItem> items;
-  bool system = false;  // a presence fact, no answer
+  bool system = false;   // a presence fact, no answer
+  bool stamped = false;  // submit_stamped: refused events are committed as "$refused"
 };
+
+// Makes `item` the "$refused" system event recording why the room refused
+// `action`: Replicache's "error mode" (the mutation counts as processed).
+void make_refusal(SubmitItem& item, const std::string& action, Json error) {
+  item.result = Json();
+  item.refusal = true;
+  item.payload = Json{{"action", action}, {"error", std::move(error)}};
+  item.action = std::string(kRefusedAction);
+}
+
+// Check errors that refuse a stamped event for good (the same answer on any
+// retry), as opposed to "already_exists" or "internal".
+bool is_refusal_code(const Json& error) {
+  const std::string code = error.value("code", "");
+  return code == "unknown_action" || code == "payload_too_large" || code == "invalid_argument";
+}
+
+std::shared_ptr<const std::string> poke_frame(uint64_t seq) {
+  return std::make_shared<const std::string>(Json{{"type", "poke"}, {"cookie", seq}}.dump());
+}
 
 struct Waiter {
   uint64_t after;
@@ -183,6 +215,7 @@ class RoomSession {
   // The Room it joined (type-erased: Room is file-local). Weak: the room
   // holds its participants' sessions, and a session may outlive the service.
   std::weak_ptr<void> room;
+  bool watcher = false;       // watch(): pokes only, never a participant
   uint32_t bad_messages = 0;  // on the room strand
   double tokens = 0;          // rate limit bucket, on the room strand
   int64_t refilled_at_ns = 0;
@@ -244,6 +277,7 @@ struct Room : std::enable_shared_from_this<Room> {
   std::set<std::string> pending_ids;                     // queued or in flight
   std::unordered_map<std::string, Json> recent_results;  // id -> committed answer
   std::vector<Waiter> waiters;
+  std::vector<std::shared_ptr<RoomSession>> watchers;  // watch(): poked after each commit
   asio::steady_timer idle_timer;
 };
 
@@ -286,7 +320,7 @@ struct RoomService::Impl {
   // Set by stop(): no new appends or timers, so that the threads run dry.
   std::atomic<bool> stopping{false};
   std::atomic<uint64_t> sessions{0}, events_committed{0}, events_rejected{0}, frames_sent{0},
-      snapshots_written{0};
+      snapshots_written{0}, events_refused{0};
 
   // ---- Schemas ----
   Result<SchemaEntry> schema_for(std::string_view app);
@@ -311,7 +345,9 @@ struct RoomService::Impl {
   Result<std::vector<Committed>> read_committed(Room& room, uint64_t after, uint64_t until);
   Json events_json(const std::vector<Committed>& events);
   void wake_waiters(Room& room);
-  Result<Json> state_at(Room& room, uint64_t seq);
+  Result<RoomState> state_at(Room& room, uint64_t seq);
+  Status visit_origins(Room& room, uint64_t after, const RoomReader::OriginVisitor& visit);
+  void stamp(Room& room, Submit& submit, std::vector<StampedEvent>& events);
 };
 
 // ----------------------------------------------------------------------------
@@ -631,18 +667,33 @@ void RoomService::Impl::flush(const std::shared_ptr<Room>& room) {
       const int64_t now = std::max(clock.now_unix_ns(), room->last_server_time);
       Committed committed{RoomEvent{seq + 1, item.id, item.action, item.payload, item.lamport,
                                     submit.participant, now},
-                          Json(), 0, submit.system, item.client_time};
-      if (!submit.system) {
+                          Json(),
+                          0,
+                          submit.system || item.refusal,
+                          item.client_time,
+                          item.origin};
+      if (!committed.system) {
         room->hash_cache.reset();
         Result<Outcome> outcome = room->state->apply(committed.event);
-        if (!outcome) {
+        if (!outcome && submit.stamped) {
+          // The reducer refuses it (the state is unchanged): recorded instead.
+          make_refusal(item, item.action, error_json("rejected", outcome.error().message));
+          committed.event.action = item.action;
+          committed.event.payload = item.payload;
+          committed.system = true;
+        } else if (!outcome) {
           room->pending_ids.erase(item.id);
           events_rejected.fetch_add(1);
           item.result =
               Json{{"id", item.id}, {"error", error_json("rejected", outcome.error().message)}};
           continue;
+        } else {
+          committed.outcome = outcome_to_json(*outcome);
         }
-        committed.outcome = outcome_to_json(*outcome);
+      }
+      if (item.refusal) {
+        committed.outcome = Json{{"refused", item.payload["error"]}};
+        events_refused.fetch_add(1);
       }
       room->clock = std::max(room->clock, item.lamport) + 1;
       room->last_server_time = now;
@@ -717,6 +768,10 @@ void RoomService::Impl::on_appended(const std::shared_ptr<Room>& room, std::vect
                {"seq", room->committed_seq},
                {"clock", room->clock}};
     broadcast(*room, frame_of(frame));
+  }
+  if (!room->watchers.empty()) {
+    const auto poke = poke_frame(room->committed_seq);
+    for (const auto& watcher : room->watchers) watcher->send(poke);
   }
   for (Submit& submit : batch) {
     for (SubmitItem& item : submit.items) {
@@ -911,6 +966,10 @@ void RoomService::on_closed(const std::shared_ptr<RoomSession>& session, bool cl
   impl_->sessions.fetch_sub(1);
   auto room = std::static_pointer_cast<Room>(session->room.lock());
   if (!room) return;  // the service stopped
+  if (session->watcher) {
+    asio::post(room->strand, [room, session] { std::erase(room->watchers, session); });
+    return;
+  }
   asio::post(room->strand, [impl = impl_.get(), room, session, clean] {
     auto found = room->participants.find(session->participant());
     if (found == room->participants.end() || found->second.session != session) return;
@@ -1114,7 +1173,7 @@ void RoomService::read_events(std::string app, std::string room_name, uint64_t a
 
 // The state as of `seq` (1-based; 0 = empty): the newest snapshot at or
 // before it, and the events up to it.
-Result<Json> RoomService::Impl::state_at(Room& room, uint64_t seq) {
+Result<RoomState> RoomService::Impl::state_at(Room& room, uint64_t seq) {
   RoomState state(room.schema);
   uint64_t have = 0;
   if (snapshots != nullptr && seq > 0) {
@@ -1135,41 +1194,157 @@ Result<Json> RoomService::Impl::state_at(Room& room, uint64_t seq) {
   for (const Committed& committed : events) {
     if (!committed.system) (void)state.apply(committed.event);
   }
-  return Json{{"seq", seq}, {"hash", state.state_hash()}, {"state", state.document()}};
+  return state;
+}
+
+Status RoomService::Impl::visit_origins(Room& room, uint64_t after,
+                                        const RoomReader::OriginVisitor& visit) {
+  // Pages of events: a reader far behind (rebuilding) never holds the whole room.
+  constexpr uint64_t kPageEvents = 1'000;
+  for (uint64_t from = after; from < room.committed_seq;) {
+    const uint64_t until = std::min(room.committed_seq, from + kPageEvents);
+    VL_TRY(events, read_committed(room, from, until));
+    for (const Committed& committed : events) {
+      if (!committed.origin.is_null()) {
+        visit(committed.event.seq, committed.event.participant, committed.origin);
+      }
+    }
+    from = until;
+  }
+  return ok_status();
 }
 
 void RoomService::state(std::string app, std::string room_name, std::optional<uint64_t> at_seq,
                         std::optional<int64_t> at_time_unix_ns, JsonCallback done) {
   Result<std::shared_ptr<Room>> room = impl_->room(app, room_name);
   if (!room) return done(tl::unexpected(std::move(room).error()));
+  asio::post((*room)->strand, [impl = impl_.get(), room = *room, at_seq, at_time_unix_ns,
+                               done = std::move(done)] {
+    if (Status loaded = impl->ensure_loaded(*room); !loaded) {
+      return done(tl::unexpected(std::move(loaded).error()));
+    }
+    if (!at_seq && !at_time_unix_ns) {
+      return done(Json{{"seq", room->committed_seq},
+                       {"clock", room->clock},
+                       {"hash", room->hash()},
+                       {"state", room->state->document()},
+                       {"schemaVersion", room->schema_version}});
+    }
+    uint64_t seq = at_seq.value_or(0);
+    if (at_time_unix_ns) {
+      ReadStreamOptions newest;
+      newest.direction = Direction::kBackward;
+      newest.from_revision = kEnd;
+      newest.max_count = 1;
+      newest.as_of_time_unix_ns = *at_time_unix_ns;
+      Result<ReadStreamResult> read = impl->store.read_stream(room->stream, newest);
+      seq = read && !read->events.empty() ? read->events.front().revision + 1 : 0;
+    }
+    if (seq > room->committed_seq) {
+      return done(make_error(ErrorCode::kNotFound,
+                             fmt::format("the room has {} events", room->committed_seq)));
+    }
+    Result<RoomState> state = impl->state_at(*room, seq);
+    if (!state) return done(tl::unexpected(std::move(state).error()));
+    done(Json{{"seq", seq}, {"hash", state->state_hash()}, {"state", state->document()}});
+  });
+}
+
+// ----------------------------------------------------------------------------
+// Server-side submits, consistent reads and watchers (Replicache)
+
+// Checks each stamped event like a client's (check_item), stamped with the
+// room clock; what the room refuses becomes a "$refused" event.
+void RoomService::Impl::stamp(Room& room, Submit& submit, std::vector<StampedEvent>& events) {
+  for (StampedEvent& stamped : events) {
+    VL_ASSERT(stamped.origin.is_object());
+    Json event{{"id", stamped.id},
+               {"action", stamped.action},
+               {"payload", std::move(stamped.payload)},
+               {"lamport", room.clock}};
+    SubmitItem item;
+    check_item(room, item, event, submit.participant);
+    VL_ASSERT(item.id == stamped.id);  // REQUIRES: canonical UUIDs
+    item.origin = std::move(stamped.origin);
+    if (item.result.contains("error") && is_refusal_code(item.result["error"])) {
+      make_refusal(item, stamped.action, item.result["error"]);
+      item.lamport = room.clock;
+    }
+    if (item.result.is_null() && !item.duplicate_pending) room.pending_ids.insert(item.id);
+    submit.items.push_back(std::move(item));
+  }
+}
+
+void RoomService::submit_stamped(std::string app, std::string room_name, std::string participant,
+                                 std::vector<StampedEvent> events, JsonCallback done) {
+  VL_ASSERT(events.size() <= kStampedEventsMax);
+  Result<std::shared_ptr<Room>> room = impl_->room(app, room_name);
+  if (!room) return done(tl::unexpected(std::move(room).error()));
+  if (Status checked = check_participant(participant); !checked) {
+    return done(tl::unexpected(std::move(checked).error()));
+  }
   asio::post((*room)->strand,
-             [impl = impl_.get(), room = *room, at_seq, at_time_unix_ns, done = std::move(done)] {
+             [impl = impl_.get(), room = *room, participant = std::move(participant),
+              events = std::move(events), done = std::move(done)]() mutable {
                if (Status loaded = impl->ensure_loaded(*room); !loaded) {
                  return done(tl::unexpected(std::move(loaded).error()));
                }
-               if (!at_seq && !at_time_unix_ns) {
-                 return done(Json{{"seq", room->committed_seq},
-                                  {"clock", room->clock},
-                                  {"hash", room->hash()},
-                                  {"state", room->state->document()},
-                                  {"schemaVersion", room->schema_version}});
-               }
-               uint64_t seq = at_seq.value_or(0);
-               if (at_time_unix_ns) {
-                 ReadStreamOptions newest;
-                 newest.direction = Direction::kBackward;
-                 newest.from_revision = kEnd;
-                 newest.max_count = 1;
-                 newest.as_of_time_unix_ns = *at_time_unix_ns;
-                 Result<ReadStreamResult> read = impl->store.read_stream(room->stream, newest);
-                 seq = read && !read->events.empty() ? read->events.front().revision + 1 : 0;
-               }
-               if (seq > room->committed_seq) {
-                 return done(make_error(ErrorCode::kNotFound, fmt::format("the room has {} events",
-                                                                          room->committed_seq)));
-               }
-               done(impl->state_at(*room, seq));
+               Submit submit;
+               submit.http_done = std::move(done);
+               submit.participant = std::move(participant);
+               submit.stamped = true;
+               impl->stamp(*room, submit, events);
+               room->queued.push_back(std::move(submit));
+               if (!room->append_in_flight) impl->flush(room);
              });
+}
+
+void RoomService::read_room(std::string app, std::string room_name, ReadCallback read) {
+  Result<std::shared_ptr<Room>> room = impl_->room(app, room_name);
+  if (!room) return read(tl::unexpected(std::move(room).error()));
+  asio::post((*room)->strand, [impl = impl_.get(), room = *room, read = std::move(read)] {
+    if (Status loaded = impl->ensure_loaded(*room); !loaded) {
+      return read(tl::unexpected(std::move(loaded).error()));
+    }
+    // Lives on this strand for the callback only (RoomReader's contract).
+    struct Reader final : RoomReader {
+      Reader(Impl& service, Room& loaded) : impl(service), room(loaded) {}
+      uint64_t seq() const override { return room.committed_seq; }
+      const RoomState& state() const override { return *room.state; }
+      Result<RoomState> state_at(uint64_t seq) override {
+        VL_ASSERT(seq <= room.committed_seq);
+        return impl.state_at(room, seq);
+      }
+      Status visit_origins(uint64_t after, const OriginVisitor& visit) override {
+        return impl.visit_origins(room, after, visit);
+      }
+      Impl& impl;
+      Room& room;
+    } reader(*impl, *room);
+    read(&reader);
+  });
+}
+
+Result<std::shared_ptr<RoomSession>> RoomService::watch(std::string_view app,
+                                                        std::string_view room_name,
+                                                        std::shared_ptr<RoomPeer> peer) {
+  VL_TRY(room, impl_->room(app, room_name));
+  auto session = std::make_shared<RoomSession>(std::move(peer), "", /*can_write=*/false);
+  session->room = room;
+  session->watcher = true;
+  impl_->sessions.fetch_add(1);
+  asio::post(room->strand, [impl = impl_.get(), room, session] {
+    if (Status loaded = impl->ensure_loaded(*room); !loaded) {
+      session->send(frame_of(error_frame("internal", loaded.error().message)));
+      return session->close(1011, "room unavailable");
+    }
+    if (room->watchers.size() >= kWatchersPerRoomMax) {
+      return session->close(kCloseRoomFull, "too many watchers");
+    }
+    room->watchers.push_back(session);
+    session->send(poke_frame(room->committed_seq));  // the cookie to pull up to, now
+  });
+  return session;
 }
 
 // ----------------------------------------------------------------------------
@@ -1207,6 +1382,8 @@ void RoomService::stop() {
       }
       room->idle_timer.cancel();
       for (Waiter& waiter : room->waiters) waiter.timer->cancel();
+      for (const auto& watcher : room->watchers) watcher->close(kCloseShutdown, "server shutdown");
+      room->watchers.clear();
       if (room->loaded) impl->write_snapshot(*room);
       // A session points at its room and the room at its participants'
       // sessions: break the cycle, or neither is ever freed.
@@ -1234,6 +1411,7 @@ RoomService::Stats RoomService::stats() const {
   stats.events_rejected = impl_->events_rejected.load();
   stats.frames_sent = impl_->frames_sent.load();
   stats.snapshots_written = impl_->snapshots_written.load();
+  stats.events_refused = impl_->events_refused.load();
   return stats;
 }
 

@@ -79,6 +79,11 @@ inline constexpr uint16_t kCloseBadMessage = 4400;   // unparseable frames, repe
 inline constexpr uint16_t kCloseRateLimited = 4429;  // far over the submit rate
 inline constexpr uint16_t kCloseShutdown = 1001;
 
+// Poke watchers of a room (watch()): at most this many per room.
+inline constexpr uint32_t kWatchersPerRoomMax = 10'000;
+// Most events in one submit_stamped() call.
+inline constexpr size_t kStampedEventsMax = 1'000;
+
 struct JoinRequest {
   std::string app;
   std::string room;
@@ -86,10 +91,40 @@ struct JoinRequest {
   std::string name;                  // display name, optional
   std::optional<uint64_t> last_seq;  // the last room seq the client has seen
   bool can_write = true;             // the token's rights
+  bool watch_only = false;           // a poke watcher (watch()), not a participant
 };
 
 // One participant's connection to one room, returned by join().
 class RoomSession;
+class RoomState;
+
+// An event submitted by the server on behalf of a participant (Replicache
+// push, src/server/replicache_api.h), rather than by a client connection.
+struct StampedEvent {
+  std::string id;  // canonical UUID chosen by the caller: the idempotency key
+  std::string action;
+  nlohmann::json payload;
+  // Stored with the event and handed back by RoomReader::visit_origins, e.g.
+  // {"replicache": {...}}. A JSON object.
+  nlohmann::json origin;
+};
+
+// A consistent view of one loaded room, valid only during the read_room()
+// callback, which runs on the room's strand: nothing commits meanwhile.
+class RoomReader {
+ public:
+  virtual ~RoomReader() = default;
+  virtual uint64_t seq() const = 0;  // the last committed seq (0: none)
+  virtual const RoomState& state() const = 0;
+  // The state as of `seq` <= seq() (the newest snapshot at or before it plus
+  // the events up to it). Errors: the store's.
+  virtual Result<RoomState> state_at(uint64_t seq) = 0;
+  // Calls visit(seq, participant, origin) for every event with seq in
+  // (after, seq()] stored with an origin, in seq order. Errors: the store's.
+  using OriginVisitor =
+      std::function<void(uint64_t seq, const std::string& participant, const nlohmann::json&)>;
+  virtual Status visit_origins(uint64_t after, const OriginVisitor& visit) = 0;
+};
 
 class RoomService {
  public:
@@ -125,6 +160,12 @@ class RoomService {
   // The connection ended: cleanly (the client left) or not (it may come back
   // within presence_timeout).
   void on_closed(const std::shared_ptr<RoomSession>& session, bool clean);
+  // Watches a room without joining it (no presence, no events): `peer` gets a
+  // content-free {"type":"poke","cookie":seq} now and after every commit
+  // (Replicache's poke). End it with on_closed(). Errors: as join(), and
+  // kResourceExhausted beyond kWatchersPerRoomMax.
+  Result<std::shared_ptr<RoomSession>> watch(std::string_view app, std::string_view room,
+                                             std::shared_ptr<RoomPeer> peer);
 
   // --- HTTP (polling clients) ---
   using JsonCallback = std::function<void(Result<nlohmann::json>)>;
@@ -141,6 +182,22 @@ class RoomService {
   void state(std::string app, std::string room, std::optional<uint64_t> at_seq,
              std::optional<int64_t> at_time_unix_ns, JsonCallback done);
 
+  // --- Server-side submits and consistent reads (Replicache) ---
+  // Commits `events` in order, as one append, for `participant`, each stamped
+  // with the room clock as its lamport. A resent id is answered from the log
+  // and not applied again. An event the room refuses (unknown action, a
+  // payload the schema or reducer cannot take) is committed as the system
+  // event "$refused" ({"action","error"}, same id and origin) so that it takes
+  // a seq too. `done` runs on the room's strand: {"results": [{"id","seq",
+  // "outcome"...} | {"id","seq","refused":{"code","message"}} | {"id","error"}],
+  // "seq"}; an "error" result was not committed (retry). REQUIRES: at most
+  // kStampedEventsMax events, ids canonical UUIDs, origins JSON objects.
+  void submit_stamped(std::string app, std::string room, std::string participant,
+                      std::vector<StampedEvent> events, JsonCallback done);
+  // Runs `read` on the room's strand with the room loaded (or with its error).
+  using ReadCallback = std::function<void(Result<RoomReader*>)>;
+  void read_room(std::string app, std::string room, ReadCallback read);
+
   struct Stats {
     uint64_t rooms_loaded = 0;
     uint64_t sessions = 0;
@@ -148,6 +205,7 @@ class RoomService {
     uint64_t events_rejected = 0;
     uint64_t frames_sent = 0;
     uint64_t snapshots_written = 0;
+    uint64_t events_refused = 0;  // committed as "$refused" (submit_stamped)
   };
   Stats stats() const;
 

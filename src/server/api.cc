@@ -386,8 +386,10 @@ void Api::route(Context& context) {
   }
   // Rooms authorize with room tokens (or API keys) themselves: a browser
   // holds a token for its participant, never an API key.
-  if ((first == "rooms" && segments.size() >= 3) || first == "apps") {
-    context.label->route = first == "apps" ? "/apps/{app}/schema" : "/rooms/{app}/{room}/...";
+  if ((first == "rooms" && segments.size() >= 3) || first == "apps" || first == "replicache") {
+    context.label->route = first == "apps"         ? "/apps/{app}/schema"
+                           : first == "replicache" ? "/replicache/{app}/{room}/..."
+                                                   : "/rooms/{app}/{room}/...";
     if (rooms_ == nullptr) return context.fail(404, "not_found", "this server runs no rooms");
     return rooms_->handle(context.request, context.target, context.respond);
   }

@@ -45,18 +45,27 @@ std::optional<uint64_t> query_number(const Target& target, const char* name, uin
 }
 
 // A room token from ?token= (browsers cannot set WebSocket headers) or the
-// X-Room-Token header.
+// X-Room-Token header; on /replicache/ also "Authorization: Bearer v1...",
+// since a Replicache client sends its `auth` option as that header.
 std::string room_token(const HttpRequest& request, const Target& target) {
   std::string token = query(target, "token");
   if (token.empty()) token = std::string(request["X-Room-Token"]);
+  constexpr std::string_view kBearer = "Bearer ";
+  const std::string_view authorization = request[http::field::authorization];
+  if (token.empty() && target.segments[0] == "replicache" && authorization.starts_with(kBearer) &&
+      authorization.substr(kBearer.size()).starts_with("v1.")) {
+    token = std::string(authorization.substr(kBearer.size()));
+  }
   return token;
 }
 
 }  // namespace
 
 RoomsApi::RoomsApi(rooms::RoomService& rooms, const ServerConfig& config, const Authenticator& auth,
-                   bool development_mode)
-    : rooms_(rooms), config_(config), auth_(auth), development_mode_(development_mode) {}
+                   bool development_mode, ToolkitDb* db)
+    : rooms_(rooms), config_(config), auth_(auth), development_mode_(development_mode) {
+  if (db != nullptr) replicache_ = std::make_unique<ReplicacheApi>(rooms, *db);
+}
 
 const RoomApp* RoomsApi::find_app(std::string_view app) const {
   for (const RoomApp& configured : config_.room_apps) {
@@ -92,7 +101,7 @@ std::variant<RoomsApi::Grant, RoomsApi::Denied> RoomsApi::authorize(
       std::string code(rooms::token_problem_code(problem));
       return Denied{scope ? 403u : 401u, code.empty() ? "unauthenticated" : code, error->message};
     }
-    return Grant{claims->rights == rooms::RoomRights::kReadWrite, false};
+    return Grant{claims->rights == rooms::RoomRights::kReadWrite, false, claims->participant};
   }
   if (auth_.enabled()) {
     const ApiKey* key = auth_.authenticate(request[http::field::authorization]);
@@ -125,6 +134,7 @@ void RoomsApi::handle(const HttpRequest& request, const Target& target, Respond 
     if (!result) return respond(error_response(result.error(), version));
     respond(json_reply(200, *result, version));
   };
+  if (segments[0] == "replicache") return handle_replicache(request, target, std::move(respond));
   if (segments[0] == "apps") {
     if (segments.size() != 3 || segments[2] != "schema") {
       return respond(json_error(404, "not_found", "no such endpoint", version));
@@ -236,6 +246,75 @@ std::variant<rooms::JoinRequest, HttpResponse> RoomsApi::prepare_join(const Http
   return join;
 }
 
+// POST /replicache/{app}/{room}/(push|pull) (docs/api/replicache.md).
+void RoomsApi::handle_replicache(const HttpRequest& request, const Target& target,
+                                 Respond respond) {
+  const auto& segments = target.segments;
+  const unsigned version = request.version();
+  if (segments.size() != 4 || (segments[3] != "push" && segments[3] != "pull")) {
+    return respond(json_error(404, "not_found",
+                              "Replicache endpoints: POST /replicache/{app}/{room}/push and "
+                              "/pull, WebSocket /replicache/{app}/{room}/poke",
+                              version));
+  }
+  if (replicache_ == nullptr) {
+    return respond(
+        json_error(404, "not_found", "this server has no Replicache endpoints", version));
+  }
+  if (request.method() != http::verb::post) {
+    return respond(json_error(405, "method_not_allowed", "POST", version));
+  }
+  const std::string& app = segments[1];
+  const std::string& room = segments[2];
+  if (Status names = rooms::RoomService::check_names(app, room); !names) {
+    return respond(error_response(names.error(), version));
+  }
+  const RoomApp* configured = find_app(app);
+  if (configured != nullptr && !configured->signing_key.empty()) {
+    return respond(json_error(403, "forbidden",
+                              fmt::format("app '{}' requires signed events, which Replicache "
+                                          "mutations cannot carry",
+                                          app),
+                              version));
+  }
+  const bool push = segments[3] == "push";
+  // The participant is the token's: a push acts as it, so it needs write rights.
+  auto grant = authorize(request, target, app, room, std::nullopt, /*need_write=*/push);
+  if (auto* denied = std::get_if<Denied>(&grant)) {
+    return respond(json_error(denied->status, denied->code, denied->message, version));
+  }
+  const Grant& granted = std::get<Grant>(grant);
+  if (push && !granted.can_write) {
+    return respond(json_error(403, "forbidden", "the token allows reading only", version));
+  }
+  ReplicacheCaller caller;
+  if (!granted.participant.empty()) caller.participant = granted.participant;
+  caller.any_participant = granted.any_participant;
+  if (push) return replicache_->push(app, room, caller, request, std::move(respond));
+  replicache_->pull(app, room, caller, request, std::move(respond));
+}
+
+std::variant<rooms::JoinRequest, HttpResponse> RoomsApi::prepare_poke(const HttpRequest& request,
+                                                                      const Target& target) {
+  const unsigned version = request.version();
+  rooms::JoinRequest watch;
+  watch.app = target.segments[1];
+  watch.room = target.segments[2];
+  watch.watch_only = true;
+  watch.can_write = false;
+  if (Status names = rooms::RoomService::check_names(watch.app, watch.room); !names) {
+    return error_response(names.error(), version);
+  }
+  if (Result<Json> schema = rooms_.get_schema(watch.app); !schema) {
+    return error_response(schema.error(), version);  // 404: the app has no schema
+  }
+  auto grant = authorize(request, target, watch.app, watch.room, std::nullopt, false);
+  if (auto* denied = std::get_if<Denied>(&grant)) {
+    return json_error(denied->status, denied->code, denied->message, version);
+  }
+  return watch;
+}
+
 std::string RoomsApi::metrics() const {
   const rooms::RoomService::Stats stats = rooms_.stats();
   std::string text;
@@ -252,6 +331,10 @@ std::string RoomsApi::metrics() const {
          stats.frames_sent);
   metric("vellum_room_snapshots_written_total", "counter", "Room state snapshots written.",
          stats.snapshots_written);
+  metric("vellum_room_events_refused_total", "counter",
+         "Server-submitted room events (Replicache mutations) the room refused, recorded as "
+         "$refused.",
+         stats.events_refused);
   return text;
 }
 

@@ -483,6 +483,12 @@ class RoomWsSession : public rooms::RoomPeer,
   void send(std::shared_ptr<const std::string> frame) override {
     net::post(ws_.get_executor(), [self = this->shared_from_this(), frame = std::move(frame)] {
       if (self->closing_) return;
+      if (self->join_.watch_only && self->queue_.size() >= 2) {
+        // Pokes are content-free: one waiting behind the frame being written
+        // is enough, with the newest cookie (a burst of commits, one poke).
+        self->queue_.back() = frame;
+        return;
+      }
       if (self->queue_.size() >= shared_max_frames(self->shared_)) {
         return self->close_with(rooms::kCloseTooSlow, "too slow: the send queue is full");
       }
@@ -516,7 +522,9 @@ class RoomWsSession : public rooms::RoomPeer,
     if (shared_.shutting_down.load()) {
       return close_with(websocket::close_code::going_away, "server shutting down");
     }
-    auto session = shared_.rooms->join(join_, this->shared_from_this());
+    auto session = join_.watch_only
+                       ? shared_.rooms->watch(join_.app, join_.room, this->shared_from_this())
+                       : shared_.rooms->join(join_, this->shared_from_this());
     if (!session) {
       queue_.push_back(std::make_shared<const std::string>(
           nlohmann::json{{"type", "error"},
@@ -699,6 +707,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     if (target && target->segments.size() == 3 && target->segments[0] == "rooms") {
       return upgrade_room(std::move(request), *target);
     }
+    if (target && target->segments.size() == 4 && target->segments[0] == "replicache" &&
+        target->segments[3] == "poke") {
+      return upgrade_room(std::move(request), *target);
+    }
     if (!target || target->segments.size() != 1 || target->segments[0] != "subscribe") {
       return write(json_error(404, "not_found", "WebSocket upgrades are served on /subscribe", 11),
                    false);
@@ -733,12 +745,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     if (shared_.shutting_down.load()) {
       return write(json_error(503, "shutting_down", "the server is shutting down", 11), false);
     }
-    auto prepared = shared_.rooms_api->prepare_join(request, target);
+    const bool poke = target.segments[0] == "replicache";
+    const char* route = poke ? "/replicache/{app}/{room}/poke" : "/rooms/{app}/{room}";
+    auto prepared = poke ? shared_.rooms_api->prepare_poke(request, target)
+                         : shared_.rooms_api->prepare_join(request, target);
     if (auto* response = std::get_if<HttpResponse>(&prepared)) {
-      shared_.metrics.request_done("/rooms/{app}/{room}", response->result_int(), 0);
+      shared_.metrics.request_done(route, response->result_int(), 0);
       return write(std::move(*response), false);
     }
-    shared_.metrics.request_done("/rooms/{app}/{room}", 101, 0);
+    shared_.metrics.request_done(route, 101, 0);
     std::make_shared<RoomWsSession<Stream>>(std::move(stream_), shared_,
                                             std::move(std::get<rooms::JoinRequest>(prepared)))
         ->run(std::move(request));
@@ -905,7 +920,8 @@ class Server::Impl {
         std::make_unique<rooms::RoomService>(*store_, toolkit_db_.get(), *system_clock(), rooms);
     VL_RETURN_IF_ERROR(rooms_->start());
     const bool development_mode = !auth_.enabled() && is_loopback(host);
-    rooms_api_ = std::make_unique<RoomsApi>(*rooms_, config_, auth_, development_mode);
+    rooms_api_ =
+        std::make_unique<RoomsApi>(*rooms_, config_, auth_, development_mode, toolkit_db_.get());
     return ok_status();
   }
 
