@@ -41,6 +41,15 @@ def source_files():
                     yield os.path.relpath(os.path.join(dirpath, name), ROOT)
 
 
+def client_sources():
+    """The TypeScript client's sources, which may own a format doc too."""
+    top = os.path.join(ROOT, "clients", "js", "src")
+    for dirpath, _, names in os.walk(top):
+        for name in names:
+            if name.endswith(".ts"):
+                yield os.path.relpath(os.path.join(dirpath, name), ROOT)
+
+
 def is_test(path):
     return path.startswith(("tests/", "bench/")) or path.endswith("_test.cc") or \
         path.endswith("_test_suite.h") or path.startswith("src/testing/")
@@ -82,7 +91,8 @@ def check_file(path, problems):
 def check_format_docs(problems):
     docs_dir = os.path.join(ROOT, "docs", "formats")
     sources = "".join(open(os.path.join(ROOT, p), encoding="utf-8").read()
-                      for p in source_files() if p.startswith("src/"))
+                      for p in list(source_files()) + list(client_sources())
+                      if p.startswith(("src/", "clients/")))
     for name in sorted(os.listdir(docs_dir)):
         if not name.endswith(".md"):
             continue
@@ -90,7 +100,7 @@ def check_format_docs(problems):
         if doc not in sources:
             problems.append(f"{doc}: no source file names this format doc")
         text = open(os.path.join(docs_dir, name), encoding="utf-8").read()
-        for ref in sorted(set(re.findall(r"`((?:src|include|tests|docs)/[\w./-]+)`", text))):
+        for ref in sorted(set(re.findall(r"`((?:src|include|tests|docs|clients)/[\w./-]+)`", text))):
             ref = ref.split("/.")[0]  # "a/b.h/.cc" names a.h and a.cc
             if "vN" in ref:
                 continue  # a pattern, not a path
