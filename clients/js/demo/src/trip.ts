@@ -28,7 +28,19 @@ function object(value: Json | undefined): JsonObject | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : undefined;
 }
 
+const read = new WeakMap<JsonObject, Trip>();
+
+/** The trip in a room document (memoized per document object: the client hands out the same one until it changes). */
 export function readTrip(state: JsonObject): Trip {
+  let trip = read.get(state);
+  if (!trip) {
+    trip = parseTrip(state);
+    read.set(state, trip);
+  }
+  return trip;
+}
+
+function parseTrip(state: JsonObject): Trip {
   const activities: Activity[] = [];
   if (Array.isArray(state.activities)) {
     for (const item of state.activities) {
