@@ -207,7 +207,9 @@ function renderActivities(view: View, trip: Trip, confirmed: Trip, editable: boo
     },
   );
   setText($('activity-count'), trip.activities.length ? plural(trip.activities.length, 'idea', 'ideas') : '');
-  $('activities-empty').hidden = trip.activities.length > 0;
+  const empty = $('activities-empty');
+  empty.hidden = trip.activities.length > 0;
+  setText(empty, editable ? 'No activities yet — add the first idea.' : 'No activities at this point.');
 }
 
 function renderPacking(view: View, trip: Trip, confirmed: Trip, editable: boolean): void {
@@ -242,7 +244,9 @@ function renderPacking(view: View, trip: Trip, confirmed: Trip, editable: boolea
   );
   const packedCount = trip.packing.filter((item) => trip.packed.has(item)).length;
   setText($('packing-count'), trip.packing.length ? `${packedCount} of ${trip.packing.length} packed` : '');
-  $('packing-empty').hidden = trip.packing.length > 0;
+  const empty = $('packing-empty');
+  empty.hidden = trip.packing.length > 0;
+  setText(empty, editable ? 'Nothing to pack yet.' : 'Nothing on the list at this point.');
 }
 
 const DOING: Record<string, string> = {
