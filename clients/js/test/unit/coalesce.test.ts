@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The coalescer with a manual clock: one action per key per window, the
-// newest one wins, and released actions keep the order they were made in.
+// The coalescer with a manual clock: a key is released once it has been quiet
+// for the window (or after the maximum wait), the newest action wins, and
+// released actions keep the order they were made in.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Coalescer, type CoalescerTimers } from '../../src/coalesce.js';
@@ -39,12 +40,13 @@ function act(coalesceKey?: string, payload: PendingAction['payload'] = {}): Pend
   return { id, action: 'moved', payload, lamport: counter, clientTime: 0, coalesceKey };
 }
 
-function setup(windowMs = 50) {
+function setup(windowMs = 50, maxWaitMs = 1_000) {
   const timers = new ManualTimers();
   const released: PendingAction[][] = [];
   const replaced: Array<[string, string]> = [];
   const coalescer = new Coalescer({
     windowMs,
+    maxWaitMs,
     timers,
     release: (actions) => released.push(actions),
     replaced: (old, by) => replaced.push([old.id, by.id]),
@@ -68,13 +70,35 @@ test('50 drag updates inside the window become one action: the last', () => {
   assert.deepEqual(coalescer.stats, { submitted: 50, coalesced: 49, released: 1 });
 });
 
-test('a continuous drag is released once per window, not only when it stops', () => {
+test('a drag is released when it pauses for the window, not while it moves', () => {
   const { timers, released, coalescer } = setup();
   for (let x = 0; x < 20; x++) {  // one update every 10 ms for 200 ms
     coalescer.submit(act('pin', { x }));
     timers.advance(10);
   }
-  assert.deepEqual(released.map((batch) => batch[0]!.payload['x']), [4, 9, 14, 19]);
+  assert.equal(released.length, 0);
+  timers.advance(39);  // 49 ms after the last update
+  assert.equal(released.length, 0);
+  timers.advance(1);
+  assert.deepEqual(released.map((batch) => batch[0]!.payload['x']), [19]);
+  for (let x = 20; x < 25; x++) {  // a second movement after the pause
+    coalescer.submit(act('pin', { x }));
+    timers.advance(10);
+  }
+  timers.advance(50);
+  assert.deepEqual(released.map((batch) => batch[0]!.payload['x']), [19, 24]);
+});
+
+test('a drag that never pauses is released every maxWaitMs', () => {
+  const { timers, released, coalescer } = setup(50, 300);
+  for (let x = 0; x < 100; x++) {  // one update every 10 ms for 1 s
+    coalescer.submit(act('pin', { x }));
+    timers.advance(10);
+  }
+  // Released at 300, 600 and 900 ms (the updates made at 290, 590, 890 ms).
+  assert.deepEqual(released.map((batch) => batch[0]!.payload['x']), [29, 59, 89]);
+  timers.advance(50);
+  assert.deepEqual(released.map((batch) => batch[0]!.payload['x']), [29, 59, 89, 99]);
 });
 
 test('actions without a key go at once, after the keyed ones made before them', () => {
@@ -94,10 +118,38 @@ test('a replacement is released after the actions made before it', () => {
   coalescer.submit(act('b', { name: 'b1' }));
   timers.advance(10);
   coalescer.submit(act('a', { name: 'a2' }));  // made after b1
-  timers.advance(30);  // a's window (from a1) ends: b1 goes first, then a2
-  assert.deepEqual(ids(), [['b1', 'a2']]);
-  timers.advance(100);  // b's timer was cancelled with its early release
-  assert.deepEqual(ids(), [['b1', 'a2']]);
+  timers.advance(30);  // 30 ms after a2, 40 ms after b1: both still waiting
+  assert.deepEqual(ids(), []);
+  timers.advance(10);  // b quiet for 50 ms: b1 goes alone (a2 was made after it)
+  assert.deepEqual(ids(), [['b1']]);
+  timers.advance(10);  // a quiet for 50 ms since a2
+  assert.deepEqual(ids(), [['b1'], ['a2']]);
+  coalescer.submit(act('b', { name: 'b2' }));
+  timers.advance(10);
+  coalescer.submit(act('a', { name: 'a3' }));
+  timers.advance(10);
+  coalescer.submit(act('b', { name: 'b3' }));  // made after a3: b now queued behind a
+  timers.advance(40);  // a quiet for 50 ms: a3 goes, and nothing made after it
+  assert.deepEqual(ids(), [['b1'], ['a2'], ['a3']]);
+  timers.advance(10);
+  assert.deepEqual(ids(), [['b1'], ['a2'], ['a3'], ['b3']]);
+  timers.advance(2_000);  // every timer of a released key was cancelled
+  assert.deepEqual(ids(), [['b1'], ['a2'], ['a3'], ['b3']]);
+});
+
+test('a key released early with an older one keeps nothing scheduled', () => {
+  const { timers, coalescer, ids } = setup(50, 200);
+  coalescer.submit(act('a', { name: 'a1' }));
+  timers.advance(10);
+  coalescer.submit(act('b', { name: 'b1' }));
+  for (let i = 2; i <= 30; i++) {  // b keeps moving; a stays put
+    timers.advance(10);
+    coalescer.submit(act('b', { name: `b${i}` }));
+  }
+  // a was quiet at 50 ms and went alone; b hit its maximum wait at 210 ms.
+  assert.deepEqual(ids(), [['a1'], ['b20']]);
+  timers.advance(50);
+  assert.deepEqual(ids(), [['a1'], ['b20'], ['b30']]);
 });
 
 test('a key whose window ended starts a new window', () => {
