@@ -20,7 +20,9 @@ import { removeDataDir, startServer } from '../dist/test/support/server.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const trace = JSON.parse(readFileSync(path.join(here, 'drag_trace.json'), 'utf8'));
-const schema = JSON.parse(readFileSync(path.join(here, '..', 'demo', 'src', 'trip_schema.json'), 'utf8'));
+const schema = JSON.parse(
+  readFileSync(path.join(here, '..', 'demo', 'src', 'trip_schema.json'), 'utf8'),
+);
 
 function option(name, fallback) {
   const i = process.argv.indexOf(name);
@@ -28,10 +30,7 @@ function option(name, fallback) {
 }
 const smoke = process.argv.includes('--smoke');
 const runs = Number(option('--runs', smoke ? '1' : '5'));
-const extraWindows = option('--windows', '')
-  .split(',')
-  .filter(Boolean)
-  .map(Number);
+const extraWindows = option('--windows', '').split(',').filter(Boolean).map(Number);
 const jsonOut = option('--json', undefined);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -73,11 +72,14 @@ async function replay(server, label, coalesceWindowMs) {
     }
     await client.flush(10_000);
     const after = { ...client.stats };
-    const delta = Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - (before[k] ?? 0)]));
+    const delta = Object.fromEntries(
+      Object.keys(after).map((k) => [k, after[k] - (before[k] ?? 0)]),
+    );
     const committed = await serverEvents(server, room);
     const last = trace.inputs[trace.inputs.length - 1].cents;
     const state = await (await fetch(`${server.url}/rooms/trips/${room}/state`)).json();
-    if (state.state.budget !== last) throw new Error(`${label}: the room ended on ${state.state.budget}, not ${last}`);
+    if (state.state.budget !== last)
+      throw new Error(`${label}: the room ended on ${state.state.budget}, not ${last}`);
     return {
       actionsSubmitted: delta.actionsSubmitted,
       actionsSent: delta.actionsSent,
@@ -91,6 +93,8 @@ async function replay(server, label, coalesceWindowMs) {
   }
 }
 
+const machine = () =>
+  `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${os.platform()} ${os.release()}`;
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 function summarize(results) {
   const keys = Object.keys(results[0]);
@@ -105,7 +109,9 @@ function summarize(results) {
 // The uncoalesced replay submits ~120 times a second: lift the server's
 // per-connection submit rate limit (50/s, burst 100) so that it measures
 // bytes, not throttling.
-const server = await startServer({ args: ['--rooms-submits-per-second', '10000', '--rooms-submit-burst', '10000'] });
+const server = await startServer({
+  args: ['--rooms-submits-per-second', '10000', '--rooms-submit-burst', '10000'],
+});
 let failed = false;
 try {
   const put = await fetch(`${server.url}/apps/trips/schema`, {
@@ -124,30 +130,46 @@ try {
   for (const mode of modes) {
     const results = [];
     for (let i = 0; i < runs; i++) results.push(await replay(server, mode.label, mode.window));
-    report[mode.label] = { coalesceWindowMs: mode.window ?? 'default', runs: results, summary: summarize(results) };
+    report[mode.label] = {
+      coalesceWindowMs: mode.window ?? 'default',
+      runs: results,
+      summary: summarize(results),
+    };
   }
   const on = report.default.summary;
   const off = report.none.summary;
   const saving = (k) => Number((100 * (1 - on[k].mean / off[k].mean)).toFixed(1));
   const result = {
     bench: 'coalescing',
-    trace: { inputs: trace.inputs.length, moves: trace.moves.length, hz: trace.hz, durationMs: trace.durationMs },
+    trace: {
+      inputs: trace.inputs.length,
+      moves: trace.moves.length,
+      hz: trace.hz,
+      durationMs: trace.durationMs,
+    },
     runs,
-    savedPercent: { actionsSent: saving('actionsSent'), bytesSent: saving('bytesSent'), eventsCommitted: saving('eventsCommitted') },
+    savedPercent: {
+      actionsSent: saving('actionsSent'),
+      bytesSent: saving('bytesSent'),
+      eventsCommitted: saving('eventsCommitted'),
+    },
     modes: report,
-    machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${os.platform()} ${os.release()}`,
+    machine: machine(),
   };
   for (const mode of modes) {
     const s = report[mode.label].summary;
     console.log(
       `${mode.label.padEnd(8)} window ${String(mode.window ?? 'default').padEnd(8)}` +
-        ` actions sent ${s.actionsSent.mean}, frames ${s.framesSent.mean}, bytes ${s.bytesSent.mean},` +
+        ` actions sent ${s.actionsSent.mean}, frames ${s.framesSent.mean},` +
+        ` bytes ${s.bytesSent.mean},` +
         ` events committed ${s.eventsCommitted.mean}`,
     );
   }
   console.log(
-    `coalescing saved ${result.savedPercent.bytesSent} % of bytes sent, ${result.savedPercent.actionsSent} % of actions,` +
-      ` ${result.savedPercent.eventsCommitted} % of committed events (${trace.inputs.length} slider inputs in ${trace.durationMs} ms)`,
+    `coalescing saved ${result.savedPercent.bytesSent} % of bytes sent,` +
+      ` ${result.savedPercent.actionsSent} % of actions,` +
+      ` ${result.savedPercent.eventsCommitted} % of committed events` +
+      ` (${trace.inputs.length} slider inputs in ${trace.durationMs} ms)`,
   );
   console.log(JSON.stringify({ ...result, modes: undefined }));
   if (jsonOut) writeFileSync(jsonOut, JSON.stringify(result, null, 2) + '\n');
@@ -157,7 +179,10 @@ try {
     failed = true;
   }
   if (off.actionsSent.mean !== trace.inputs.length) {
-    console.error(`without coalescing every input should be sent (${off.actionsSent.mean} of ${trace.inputs.length})`);
+    console.error(
+      'without coalescing every input should be sent' +
+        ` (${off.actionsSent.mean} of ${trace.inputs.length})`,
+    );
     failed = true;
   }
 } catch (error) {

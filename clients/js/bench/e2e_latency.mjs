@@ -50,7 +50,10 @@ async function openPage(browser, url) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(url);
-  await page.waitForSelector('[data-testid="status"][data-status="live"]', { state: 'attached', timeout: 15_000 });
+  await page.waitForSelector('[data-testid="status"][data-status="live"]', {
+    state: 'attached',
+    timeout: 15_000,
+  });
   return { context, page, errors };
 }
 
@@ -72,7 +75,10 @@ try {
   await sender.page.evaluate(() => {
     const seen = { errors: {}, statuses: [] };
     window.__clientLog = seen;
-    window.vellumDemo.client.on('error', (e) => (seen.errors[e.code] = (seen.errors[e.code] ?? 0) + 1));
+    window.vellumDemo.client.on(
+      'error',
+      (e) => (seen.errors[e.code] = (seen.errors[e.code] ?? 0) + 1),
+    );
     window.vellumDemo.client.on('status', (s) => seen.statuses.push(s));
   });
 
@@ -90,7 +96,11 @@ try {
         if (record.type === 'attributes') {
           const row = record.target.closest('[data-testid="activity"]');
           const name = row?.querySelector('[data-testid="activity-name"]')?.textContent;
-          if (name?.startsWith('vote-') && record.target.getAttribute('data-voters') !== record.oldValue) note(name, now);
+          if (
+            name?.startsWith('vote-') &&
+            record.target.getAttribute('data-voters') !== record.oldValue
+          )
+            note(name, now);
         } else {
           for (const node of record.addedNodes) {
             const name = node.querySelector?.('[data-testid="activity-name"]')?.textContent;
@@ -98,7 +108,13 @@ try {
           }
         }
       }
-    }).observe(list, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-voters'], attributeOldValue: true });
+    }).observe(list, {
+      childList: true,
+      subtree: true,
+      attributes: true,
+      attributeFilter: ['data-voters'],
+      attributeOldValue: true,
+    });
   });
 
   // The sender edits through the page's own controls, one edit every
@@ -128,7 +144,9 @@ try {
             vote.click();
           }
           next += intervalMs;
-          await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - performance.now())));
+          await new Promise((resolve) =>
+            setTimeout(resolve, Math.max(0, next - performance.now())),
+          );
         }
         return sent;
       },
@@ -136,7 +154,10 @@ try {
     );
   const waitArrivals = (sent, timeoutMs) =>
     receiver.page.waitForFunction(
-      (sent) => Object.entries(sent).every(([key, times]) => (window.__arrivals[key]?.length ?? 0) >= times.length),
+      (sent) =>
+        Object.entries(sent).every(
+          ([key, times]) => (window.__arrivals[key]?.length ?? 0) >= times.length,
+        ),
       sent,
       { timeout: timeoutMs, polling: 50 },
     );
@@ -161,21 +182,26 @@ try {
   await waitArrivals(sent, 120_000);
   const wallS = (performance.now() - started) / 1000;
   const arrivals = await receiver.page.evaluate(() => window.__arrivals);
-  const pairs = Object.entries(sent).flatMap(([key, times]) => times.map((t, k) => [key, k, t, arrivals[key][k]]));
+  const pairs = Object.entries(sent).flatMap(([key, times]) =>
+    times.map((t, k) => [key, k, t, arrivals[key][k]]),
+  );
   const latencies = pairs.map(([, , t, arrived]) => arrived - t).sort((a, b) => a - b);
 
   // Where the time goes: submit -> commit (the server's serverTime stamp, wall
   // clock like timeOrigin) and commit -> render, matched the same way.
   const commits = {};
   const names = {};
-  for (let after = 0; ; ) {
-    const page = await (await fetch(`${server.url}/rooms/trips/${room}/events?after=${after}&limit=1000`)).json();
+  for (let after = 0; ;) {
+    const page = await (
+      await fetch(`${server.url}/rooms/trips/${room}/events?after=${after}&limit=1000`)
+    ).json();
     if (page.events.length === 0) break;
     for (const e of page.events) {
       const ms = Number(BigInt(e.serverTime) / 1000n) / 1000;
       if (e.action === 'activity_added') names[e.payload.activityId] = e.payload.name;
       const key = e.action === 'activity_added' ? e.payload.name : names[e.payload?.activityId];
-      if (key && (e.action === 'activity_added') === (mode === 'add')) (commits[key] ??= []).push(ms);
+      if (key && (e.action === 'activity_added') === (mode === 'add'))
+        (commits[key] ??= []).push(ms);
     }
     after = page.events[page.events.length - 1].seq;
   }
@@ -183,7 +209,10 @@ try {
   const toRender = [];
   for (const [key, k, t, arrived] of pairs) {
     // In vote mode the first `warmup` commits of the keys were the warm-up edits.
-    const offset = mode === 'vote' ? Math.floor(warmup / rows) + (Number(key.slice(5)) < warmup % rows ? 1 : 0) : 0;
+    const offset =
+      mode === 'vote'
+        ? Math.floor(warmup / rows) + (Number(key.slice(5)) < warmup % rows ? 1 : 0)
+        : 0;
     const committed = commits[key]?.[k + offset];
     if (committed === undefined) continue;
     toCommit.push(committed - t);
@@ -206,19 +235,31 @@ try {
     p99Ms: Number(quantile(latencies, 0.99).toFixed(2)),
     maxMs: Number(latencies[latencies.length - 1].toFixed(2)),
     meanMs: Number((latencies.reduce((a, b) => a + b, 0) / latencies.length).toFixed(2)),
-    submitToCommitMs: { p50: Number(quantile(toCommit, 0.5).toFixed(2)), p99: Number(quantile(toCommit, 0.99).toFixed(2)) },
-    commitToRenderMs: { p50: Number(quantile(toRender, 0.5).toFixed(2)), p99: Number(quantile(toRender, 0.99).toFixed(2)) },
+    submitToCommitMs: {
+      p50: Number(quantile(toCommit, 0.5).toFixed(2)),
+      p99: Number(quantile(toCommit, 0.99).toFixed(2)),
+    },
+    commitToRenderMs: {
+      p50: Number(quantile(toRender, 0.5).toFixed(2)),
+      p99: Number(quantile(toRender, 0.99).toFixed(2)),
+    },
     senderStats: stats,
     senderLog: clientLog,
-    machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${os.platform()} ${os.release()}`,
+    machine:
+      `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${os.platform()}` +
+      ` ${os.release()}`,
     chromium: browser.version(),
     chromiumPath,
     vellum: vellumBinary(),
   };
   console.log(
-    `e2e latency, submit in one page -> render in another, ${edits} edits (${mode === 'vote' ? `votes on ${rows} activities` : 'new activities'}) every ${intervalMs} ms:` +
-      ` p50 ${result.p50Ms} ms, p90 ${result.p90Ms} ms, p99 ${result.p99Ms} ms, max ${result.maxMs} ms` +
-      ` (submit->commit p50 ${result.submitToCommitMs.p50} / p99 ${result.submitToCommitMs.p99} ms,` +
+    `e2e latency, submit in one page -> render in another, ${edits} edits` +
+      ` (${mode === 'vote' ? `votes on ${rows} activities` : 'new activities'})` +
+      ` every ${intervalMs} ms:` +
+      ` p50 ${result.p50Ms} ms, p90 ${result.p90Ms} ms, p99 ${result.p99Ms} ms,` +
+      ` max ${result.maxMs} ms` +
+      ` (submit->commit p50 ${result.submitToCommitMs.p50}` +
+      ` / p99 ${result.submitToCommitMs.p99} ms,` +
       ` commit->render p50 ${result.commitToRenderMs.p50} / p99 ${result.commitToRenderMs.p99} ms)`,
   );
   console.log(JSON.stringify(result));
@@ -232,7 +273,8 @@ try {
     console.error(`measured ${latencies.length} of ${edits} edits`);
     failed = true;
   }
-  if (toCommit.length !== edits) console.error(`matched ${toCommit.length} of ${edits} edits to their commits`);
+  if (toCommit.length !== edits)
+    console.error(`matched ${toCommit.length} of ${edits} edits to their commits`);
 } catch (error) {
   console.error(error);
   console.error(server.logTail());

@@ -39,14 +39,18 @@ for (let i = 0; i <= (DURATION_MS * HZ) / 1000; i++) {
   const t = Math.round((i * 1000 * 1000) / HZ) / 1000;
   const x = Math.round((pointerX(t) + (random() - 0.5) * 0.6) * 100) / 100;
   moves.push({ t, x });
-  const cents = Math.min(MAX, Math.max(MIN, Math.round(((x / WIDTH) * (MAX - MIN)) / STEP) * STEP + MIN));
+  const cents = Math.min(
+    MAX,
+    Math.max(MIN, Math.round(((x / WIDTH) * (MAX - MIN)) / STEP) * STEP + MIN),
+  );
   if (cents !== last) inputs.push({ t, cents });
   last = cents;
 }
 
 const trace = {
   description:
-    'A 2 s drag of the trip planner budget slider: pointermove at 120 Hz (moves) and the input events they fire (inputs), each one a budget_set with coalesceKey "budget".',
+    'A 2 s drag of the trip planner budget slider: pointermove at 120 Hz (moves) and the' +
+    ' input events they fire (inputs), each one a budget_set with coalesceKey "budget".',
   generator: 'node bench/make_drag_trace.mjs',
   hz: HZ,
   durationMs: DURATION_MS,

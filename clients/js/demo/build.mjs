@@ -38,12 +38,17 @@ const common = {
   logLevel: 'warning',
 };
 
-await build({ ...common, entryPoints: [path.join(demo, 'src', 'main.ts')], outfile: path.join(dist, 'app.js') });
+await build({
+  ...common,
+  entryPoints: [path.join(demo, 'src', 'main.ts')],
+  outfile: path.join(dist, 'app.js'),
+});
 copyFileSync(path.join(demo, 'index.html'), path.join(dist, 'index.html'));
 copyFileSync(path.join(demo, 'style.css'), path.join(dist, 'style.css'));
 
 const hash = createHash('sha256');
-for (const file of ['index.html', 'app.js', 'style.css']) hash.update(readFileSync(path.join(dist, file)));
+for (const file of ['index.html', 'app.js', 'style.css'])
+  hash.update(readFileSync(path.join(dist, file)));
 const version = hash.digest('hex').slice(0, 16);
 await build({
   ...common,

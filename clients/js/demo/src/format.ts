@@ -2,8 +2,16 @@
 // Formatting helpers of the trip planner: euros from integer cents, initials
 // and a stable colour per participant.
 
-const whole = new Intl.NumberFormat('en-GB', { style: 'currency', currency: 'EUR', maximumFractionDigits: 0 });
-const fractional = new Intl.NumberFormat('en-GB', { style: 'currency', currency: 'EUR', minimumFractionDigits: 2 });
+const whole = new Intl.NumberFormat('en-GB', {
+  style: 'currency',
+  currency: 'EUR',
+  maximumFractionDigits: 0,
+});
+const fractional = new Intl.NumberFormat('en-GB', {
+  style: 'currency',
+  currency: 'EUR',
+  minimumFractionDigits: 2,
+});
 
 /** 120000 → "€1,200"; 120050 → "€1,200.50". */
 export function euros(cents: number): string {
@@ -23,7 +31,8 @@ export function parseEuros(text: string): number | undefined {
 
 export function initials(name: string): string {
   const parts = name.trim().split(/\s+/).filter(Boolean);
-  const letters = parts.length > 1 ? [parts[0]![0], parts[parts.length - 1]![0]] : [name.trim().slice(0, 1)];
+  const letters =
+    parts.length > 1 ? [parts[0]![0], parts[parts.length - 1]![0]] : [name.trim().slice(0, 1)];
   return letters.join('').toUpperCase() || '?';
 }
 

@@ -34,7 +34,9 @@ function storedIds(): Record<string, string> {
     const parsed: unknown = JSON.parse(localStorage.getItem(IDS_KEY) ?? '{}');
     if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
       return Object.fromEntries(
-        Object.entries(parsed as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'),
+        Object.entries(parsed as Record<string, unknown>).filter(
+          (e): e is [string, string] => typeof e[1] === 'string',
+        ),
       );
     }
   } catch {

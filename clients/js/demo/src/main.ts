@@ -3,7 +3,13 @@
 // /demo/?room=<room>. State, the offline outbox and conflicts come from
 // RoomClient; this file only renders them and turns clicks into actions.
 import { IndexedDbOutboxStorage, RoomClient } from '../../src/index.js';
-import type { Conflict, ConnectionStatus, JsonObject, PresenceEntry, RoomEvent } from '../../src/types.js';
+import type {
+  Conflict,
+  ConnectionStatus,
+  JsonObject,
+  PresenceEntry,
+  RoomEvent,
+} from '../../src/types.js';
 import { $, h, reconcile, setAttr, setText } from './dom.js';
 import { euros, hueOf, initials, parseEuros, plural } from './format.js';
 import { identityFor, lastName, type Identity } from './identity.js';
@@ -166,10 +172,16 @@ function renderActivities(view: View, trip: Trip, confirmed: Trip, editable: boo
         const voted = vote.getAttribute('aria-pressed') === 'true';
         view.client.submit(voted ? 'vote_retracted' : 'vote_cast', { activityId: a.id });
       });
-      const remove = h('button', { type: 'button', class: 'icon-button', 'data-testid': 'remove-activity' }, '×');
+      const remove = h(
+        'button',
+        { type: 'button', class: 'icon-button', 'data-testid': 'remove-activity' },
+        '×',
+      );
       remove.setAttribute('aria-label', `Remove ${a.name}`);
       remove.title = 'Remove';
-      remove.addEventListener('click', () => view.client.submit('activity_removed', { activityId: a.id }));
+      remove.addEventListener('click', () =>
+        view.client.submit('activity_removed', { activityId: a.id }),
+      );
       const rank = h('span', { class: 'activity-rank', 'aria-hidden': 'true' });
       const meta = h('div', { class: 'activity-meta' });
       const voters = h('span', { class: 'voters' });
@@ -177,7 +189,12 @@ function renderActivities(view: View, trip: Trip, confirmed: Trip, editable: boo
         'li',
         { class: 'activity', 'data-testid': 'activity', 'data-id': a.id },
         rank,
-        h('div', {}, h('div', { class: 'activity-name', 'data-testid': 'activity-name' }, a.name), meta),
+        h(
+          'div',
+          {},
+          h('div', { class: 'activity-name', 'data-testid': 'activity-name' }, a.name),
+          meta,
+        ),
         voters,
         vote,
         remove,
@@ -190,9 +207,17 @@ function renderActivities(view: View, trip: Trip, confirmed: Trip, editable: boo
       const voters = trip.votes.get(a.id) ?? [];
       const mine = voters.includes(view.me.participant);
       const rowPending = editable && !confirmedIds.has(a.id);
-      const votePending = editable && mine !== (confirmed.votes.get(a.id) ?? []).includes(view.me.participant);
+      const votePending =
+        editable && mine !== (confirmed.votes.get(a.id) ?? []).includes(view.me.participant);
       const addedBy = a.addedBy === view.me.participant ? 'you' : nameOf(view, a.addedBy);
-      const shown = `${index}\n${addedBy}\n${voters.join(',')}\n${rowPending}\n${votePending}\n${view.names.size}`;
+      const shown = [
+        index,
+        addedBy,
+        voters.join(','),
+        rowPending,
+        votePending,
+        view.names.size,
+      ].join('\n');
       if (row.shown === shown) return;
       row.shown = shown;
       li.classList.toggle('pending', rowPending);
@@ -200,16 +225,27 @@ function renderActivities(view: View, trip: Trip, confirmed: Trip, editable: boo
       setText(row.meta, `added by ${addedBy}`);
       setText(row.vote, String(voters.length));
       setAttr(row.vote, 'aria-pressed', String(mine));
-      setAttr(row.vote, 'aria-label', `${mine ? 'Remove your vote for' : 'Vote for'} ${a.name} (${plural(voters.length, 'vote', 'votes')})`);
+      setAttr(
+        row.vote,
+        'aria-label',
+        `${mine ? 'Remove your vote for' : 'Vote for'} ${a.name}` +
+          ` (${plural(voters.length, 'vote', 'votes')})`,
+      );
       setAttr(row.vote, 'data-voters', [...voters].sort().join(','));
       row.vote.classList.toggle('pending', votePending);
       row.voters.replaceChildren(...voters.slice(0, 4).map((p) => avatar(view, p, true)));
     },
   );
-  setText($('activity-count'), trip.activities.length ? plural(trip.activities.length, 'idea', 'ideas') : '');
+  setText(
+    $('activity-count'),
+    trip.activities.length ? plural(trip.activities.length, 'idea', 'ideas') : '',
+  );
   const empty = $('activities-empty');
   empty.hidden = trip.activities.length > 0;
-  setText(empty, editable ? 'No activities yet — add the first idea.' : 'No activities at this point.');
+  setText(
+    empty,
+    editable ? 'No activities yet — add the first idea.' : 'No activities at this point.',
+  );
 }
 
 function renderPacking(view: View, trip: Trip, confirmed: Trip, editable: boolean): void {
@@ -223,27 +259,42 @@ function renderPacking(view: View, trip: Trip, confirmed: Trip, editable: boolea
       box.addEventListener('change', () => {
         view.client.submit(box.checked ? 'packing_checked' : 'packing_unchecked', { item });
       });
-      const remove = h('button', { type: 'button', class: 'icon-button', 'data-testid': 'remove-packing' }, '×');
+      const remove = h(
+        'button',
+        { type: 'button', class: 'icon-button', 'data-testid': 'remove-packing' },
+        '×',
+      );
       remove.setAttribute('aria-label', `Remove ${item}`);
       remove.title = 'Remove';
       remove.addEventListener('click', () => view.client.submit('packing_removed', { item }));
       return h(
         'li',
         { class: 'packing-item', 'data-testid': 'packing-item', 'data-item': item },
-        h('label', {}, box, h('span', { class: 'packing-label', 'data-testid': 'packing-label' }, item)),
+        h(
+          'label',
+          {},
+          box,
+          h('span', { class: 'packing-label', 'data-testid': 'packing-label' }, item),
+        ),
         remove,
       );
     },
     (li, item) => {
       const packed = trip.packed.has(item);
       li.classList.toggle('packed', packed);
-      li.classList.toggle('pending', editable && (!confirmedItems.has(item) || packed !== confirmed.packed.has(item)));
+      li.classList.toggle(
+        'pending',
+        editable && (!confirmedItems.has(item) || packed !== confirmed.packed.has(item)),
+      );
       const box = li.firstElementChild!.firstElementChild as HTMLInputElement;
       if (box.checked !== packed) box.checked = packed;
     },
   );
   const packedCount = trip.packing.filter((item) => trip.packed.has(item)).length;
-  setText($('packing-count'), trip.packing.length ? `${packedCount} of ${trip.packing.length} packed` : '');
+  setText(
+    $('packing-count'),
+    trip.packing.length ? `${packedCount} of ${trip.packing.length} packed` : '',
+  );
   const empty = $('packing-empty');
   empty.hidden = trip.packing.length > 0;
   setText(empty, editable ? 'Nothing to pack yet.' : 'Nothing on the list at this point.');
@@ -260,7 +311,12 @@ function renderPeople(view: View, entries: readonly PresenceEntry[]): void {
   for (const e of entries) if (e.name) view.names.set(e.participant, e.name);
   const people = [...entries];
   if (!people.some((e) => e.participant === view.me.participant)) {
-    people.push({ participant: view.me.participant, name: view.me.name, state: null, connected: false });
+    people.push({
+      participant: view.me.participant,
+      name: view.me.name,
+      state: null,
+      connected: false,
+    });
   }
   people.sort((a, b) => {
     if (a.participant === view.me.participant) return -1;
@@ -277,7 +333,12 @@ function renderPeople(view: View, entries: readonly PresenceEntry[]): void {
         'li',
         { class: 'person', 'data-testid': 'person', 'data-participant': e.participant },
         avatar(view, e.participant),
-        h('div', { class: 'person-text' }, h('span', { class: 'person-name' }), h('span', { class: 'person-doing' })),
+        h(
+          'div',
+          { class: 'person-text' },
+          h('span', { class: 'person-name' }),
+          h('span', { class: 'person-doing' }),
+        ),
         h('span', { class: 'person-dot', 'aria-hidden': 'true' }),
       ),
     (li, e) => {
@@ -290,14 +351,21 @@ function renderPeople(view: View, entries: readonly PresenceEntry[]): void {
         name.setAttribute('data-label', `${label}/${me}`);
         name.replaceChildren(label, ...(me ? [h('span', { class: 'you' }, ' (you)')] : []));
       }
-      const focus =
-        e.state !== null && typeof e.state === 'object' && !Array.isArray(e.state) && typeof e.state.focus === 'string'
-          ? DOING[e.state.focus]
-          : undefined;
-      setText(li.querySelector('.person-doing')!, here ? (me ? 'online' : focus ?? 'online') : me ? 'offline' : 'away');
+      const state =
+        e.state !== null && typeof e.state === 'object' && !Array.isArray(e.state) ? e.state : {};
+      let focus = typeof state.focus === 'string' ? DOING[state.focus] : undefined;
+      if (state.focus === 'budget' && typeof state.budget === 'number') {
+        focus = `adjusting the budget: ${euros(state.budget)}`;
+      }
+      setText(
+        li.querySelector('.person-doing')!,
+        here ? (me ? 'online' : (focus ?? 'online')) : me ? 'offline' : 'away',
+      );
     },
   );
-  const online = people.filter((e) => (e.participant === view.me.participant ? view.client.status === 'live' : e.connected)).length;
+  const online = people.filter((e) =>
+    e.participant === view.me.participant ? view.client.status === 'live' : e.connected,
+  ).length;
   setText($('people-count'), `${online} online`);
 }
 
@@ -327,7 +395,11 @@ function describeValue(action: string, payload: JsonObject | undefined): string 
   if (!payload) return undefined;
   if (action === 'budget_set' && typeof payload.cents === 'number') return euros(payload.cents);
   if (action === 'title_set' && typeof payload.title === 'string') return `“${payload.title}”`;
-  if (action === 'dates_set' && typeof payload.from === 'string' && typeof payload.to === 'string') {
+  if (
+    action === 'dates_set' &&
+    typeof payload.from === 'string' &&
+    typeof payload.to === 'string'
+  ) {
     return `${payload.from || '…'} → ${payload.to || '…'}`;
   }
   return undefined;
@@ -352,30 +424,48 @@ function conflictMessage(view: View, conflict: Conflict): string {
   const what = WHAT[action.action] ?? `“${action.action}”`;
   const mine = describeValue(action.action, action.payload);
   if (conflict.reason === 'rejected') {
-    return `Your ${what}${mine ? ` to ${mine}` : ''} was not accepted: ${conflict.error?.message ?? 'rejected by the server'}.`;
+    const why = conflict.error?.message ?? 'rejected by the server';
+    return `Your ${what}${mine ? ` to ${mine}` : ''} was not accepted: ${why}.`;
   }
   const winnerEvent = conflict.by ? view.events.get(conflict.by) : undefined;
   const winnerId = conflict.winner ?? winnerEvent?.participant;
-  const who = winnerId ? (winnerId === view.me.participant ? 'your other' : `${nameOf(view, winnerId)}’s`) : 'a newer';
+  const who = winnerId
+    ? winnerId === view.me.participant
+      ? 'your other'
+      : `${nameOf(view, winnerId)}’s`
+    : 'a newer';
   let theirs: string | undefined;
   if (winnerEvent && winnerEvent.action === action.action) {
     const payload = winnerEvent.payload;
-    theirs = describeValue(action.action, payload !== null && typeof payload === 'object' && !Array.isArray(payload) ? payload : undefined);
+    theirs = describeValue(
+      action.action,
+      payload !== null && typeof payload === 'object' && !Array.isArray(payload)
+        ? payload
+        : undefined,
+    );
   } else if (action.action === 'budget_set') {
     const budget = view.client.confirmedState.budget;
     if (typeof budget === 'number') theirs = euros(budget);
   }
   if (action.action === 'activity_added' && typeof action.payload.name === 'string') {
-    return `Your activity “${action.payload.name}” was removed by ${who === 'a newer' ? 'someone' : who.replace(/’s$/, '')} before it arrived.`;
+    const by = who === 'a newer' ? 'someone' : who.replace(/’s$/, '');
+    return `Your activity “${action.payload.name}” was removed by ${by} before it arrived.`;
   }
   return `Your ${what}${mine ? ` to ${mine}` : ''} was replaced by ${who} ${theirs ?? 'change'}.`;
 }
 
 function showToast(message: string, testId: string): void {
   const text = h('p', {}, message);
-  const close = h('button', { type: 'button', class: 'icon-button', 'aria-label': 'Dismiss' }, '×');
+  const close = h('button', { type: 'button', class: 'icon-button', 'aria-label': 'Dismiss' });
+  close.textContent = '×';
   const icon = h('span', { class: 'toast-icon', 'aria-hidden': 'true' }, '!');
-  const toast = h('div', { class: 'toast', role: 'alert', 'data-testid': testId }, icon, text, close);
+  const toast = h(
+    'div',
+    { class: 'toast', role: 'alert', 'data-testid': testId },
+    icon,
+    text,
+    close,
+  );
   const remove = () => toast.remove();
   close.addEventListener('click', remove);
   setTimeout(remove, 10_000);
@@ -389,7 +479,11 @@ function showToast(message: string, testId: string): void {
 
 function formatTime(ms: number | undefined): string {
   if (ms === undefined) return '';
-  return new Date(ms).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return new Date(ms).toLocaleTimeString('en-GB', {
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  });
 }
 
 function setupTimeTravel(view: View, renderLive: () => void): { sync: () => void } {
@@ -461,14 +555,47 @@ function setupTimeTravel(view: View, renderLive: () => void): { sync: () => void
 // ---------------------------------------------------------------------------
 // Wiring
 
+/**
+ * This participant's presence: what they are working on and, during a budget
+ * drag or while typing it, the value under their hand. Presence is ephemeral
+ * (never stored): others follow a drag live while the room only records where
+ * it ended (the coalescer sends one action when the drag pauses). Sent at most
+ * every 100 ms, the latest state last.
+ */
+function presencePublisher(
+  client: RoomClient,
+): (update: { focus?: string | null; budget?: number | null }) => void {
+  let focus: string | null = null;
+  let budget: number | null = null;
+  let sentAt = -Infinity;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const send = () => {
+    timer = undefined;
+    sentAt = performance.now();
+    client.setPresence(budget === null ? { focus } : { focus, budget });
+  };
+  return (update) => {
+    if (update.focus !== undefined) focus = update.focus;
+    if (update.budget !== undefined) budget = update.budget;
+    if (timer !== undefined) return;
+    const wait = 100 - (performance.now() - sentAt);
+    if (wait <= 0) send();
+    else timer = setTimeout(send, wait);
+  };
+}
+
 function setupEditing(view: View): void {
   const { client } = view;
+  const publish = presencePublisher(client);
   const title = $<HTMLInputElement>('title-input');
-  title.addEventListener('input', () => client.submit('title_set', { title: title.value.trim() }, { coalesceKey: 'title' }));
+  title.addEventListener('input', () =>
+    client.submit('title_set', { title: title.value.trim() }, { coalesceKey: 'title' }),
+  );
 
   const from = $<HTMLInputElement>('date-from');
   const to = $<HTMLInputElement>('date-to');
-  const setDates = () => client.submit('dates_set', { from: from.value, to: to.value }, { coalesceKey: 'dates' });
+  const setDates = () =>
+    client.submit('dates_set', { from: from.value, to: to.value }, { coalesceKey: 'dates' });
   from.addEventListener('change', setDates);
   to.addEventListener('change', setDates);
 
@@ -481,8 +608,12 @@ function setupEditing(view: View): void {
     }
     budget.removeAttribute('aria-invalid');
     client.submit('budget_set', { cents }, { coalesceKey: 'budget' });
+    publish({ budget: cents });
   });
-  budget.addEventListener('blur', () => scheduleRender(view));
+  budget.addEventListener('blur', () => {
+    publish({ budget: null });
+    scheduleRender(view);
+  });
 
   const range = $<HTMLInputElement>('budget-range');
   range.addEventListener('pointerdown', () => (view.draggingBudget = true));
@@ -492,7 +623,12 @@ function setupEditing(view: View): void {
   };
   range.addEventListener('pointerup', release);
   range.addEventListener('pointercancel', release);
-  range.addEventListener('input', () => client.submit('budget_set', { cents: Number(range.value) }, { coalesceKey: 'budget' }));
+  range.addEventListener('input', () => {
+    const cents = Number(range.value);
+    client.submit('budget_set', { cents }, { coalesceKey: 'budget' });
+    publish({ budget: cents });
+  });
+  range.addEventListener('change', () => publish({ budget: null }));
 
   const activityForm = $<HTMLFormElement>('activity-form');
   const activityInput = $<HTMLInputElement>('activity-input');
@@ -517,10 +653,12 @@ function setupEditing(view: View): void {
   // Presence: what each participant is looking at.
   let focus: string | null = null;
   const updateFocus = () => {
-    const area = (document.activeElement?.closest('[data-presence]') as HTMLElement | null)?.dataset.presence ?? null;
+    const area =
+      (document.activeElement?.closest('[data-presence]') as HTMLElement | null)?.dataset
+        .presence ?? null;
     if (area !== focus) {
       focus = area;
-      client.setPresence({ focus });
+      publish({ focus, budget: null });
     }
   };
   document.addEventListener('focusin', updateFocus);
@@ -533,7 +671,8 @@ function scheduleRender(view: View): void {
   renderQueued = true;
   queueMicrotask(() => {
     renderQueued = false;
-    if (view.travelSeq === undefined) renderTrip(view, readTrip(view.client.state), readTrip(view.client.confirmedState));
+    if (view.travelSeq === undefined)
+      renderTrip(view, readTrip(view.client.state), readTrip(view.client.confirmedState));
     renderStatus(view);
     travel?.sync();
   });
@@ -590,7 +729,11 @@ async function main(): Promise<void> {
   client.on('error', (error) => {
     // One connection per participant: a second tab with the same name takes over.
     if (error.code === 'replaced') {
-      showToast(`This trip is open as ${me.name} in another tab or window, which took over. Reload to continue here.`, 'replaced-toast');
+      showToast(
+        `This trip is open as ${me.name} in another tab or window, which took over.` +
+          ' Reload to continue here.',
+        'replaced-toast',
+      );
     }
   });
 
@@ -613,5 +756,8 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   console.error('trip planner failed to start:', error);
-  showToast(`The planner could not start: ${error instanceof Error ? error.message : String(error)}`, 'error-toast');
+  showToast(
+    `The planner could not start: ${error instanceof Error ? error.message : String(error)}`,
+    'error-toast',
+  );
 });

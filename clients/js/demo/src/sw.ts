@@ -20,7 +20,9 @@ self.addEventListener('install', (event) => {
     (async () => {
       const cache = await caches.open(CACHE);
       // Bypass the HTTP cache: the shell must be this build's.
-      await cache.addAll(SHELL.map((file) => new Request(new URL(file, scope), { cache: 'reload' })));
+      await cache.addAll(
+        SHELL.map((file) => new Request(new URL(file, scope), { cache: 'reload' })),
+      );
       await self.skipWaiting();
     })(),
   );
@@ -43,7 +45,8 @@ self.addEventListener('fetch', (event) => {
   const url = new URL(request.url);
   if (url.origin !== scope.origin || !url.pathname.startsWith(scope.pathname)) return;
   // Navigations to the page (any ?room=…&name=…) are the shell's index.html.
-  const key = request.mode === 'navigate' ? new URL('index.html', scope).href : url.origin + url.pathname;
+  const key =
+    request.mode === 'navigate' ? new URL('index.html', scope).href : url.origin + url.pathname;
   event.respondWith(
     (async () => {
       const cache = await caches.open(CACHE);

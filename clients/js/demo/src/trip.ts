@@ -30,7 +30,10 @@ function object(value: Json | undefined): JsonObject | undefined {
 
 const read = new WeakMap<JsonObject, Trip>();
 
-/** The trip in a room document (memoized per document object: the client hands out the same one until it changes). */
+/**
+ * The trip in a room document, memoized per document object (documents are
+ * frozen: the client hands out the same one until the room changes).
+ */
 export function readTrip(state: JsonObject): Trip {
   let trip = read.get(state);
   if (!trip) {
@@ -56,7 +59,8 @@ function parseTrip(state: JsonObject): Trip {
   }
   const votes = new Map<string, string[]>();
   const votesObject = object(state.votes);
-  if (votesObject) for (const [id, voters] of Object.entries(votesObject)) votes.set(id, strings(voters));
+  if (votesObject)
+    for (const [id, voters] of Object.entries(votesObject)) votes.set(id, strings(voters));
   const dates = object(state.dates);
   return {
     title: typeof state.title === 'string' ? state.title : undefined,

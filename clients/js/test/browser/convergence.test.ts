@@ -65,7 +65,8 @@ test('three contexts editing concurrently converge within 1 s', async () => {
   const { rendering, elapsedMs } = await waitConverged(everyone, {
     since: lastEdit,
     withinMs: 1000,
-    where: (r) => r.activities.length === 4 && r.packing.length === 2 && r.activities[0]!.votes === '3',
+    where: (r) =>
+      r.activities.length === 4 && r.packing.length === 2 && r.activities[0]!.votes === '3',
   });
   // Union of everyone's additions; each vote counted once; one budget won.
   assert.deepEqual(rendering.activities.map((a) => a.name).sort(), [
@@ -74,7 +75,10 @@ test('three contexts editing concurrently converge within 1 s', async () => {
     'Tsukiji breakfast',
     'teamLab Planets',
   ]);
-  assert.deepEqual(rendering.packing.map((p) => p.item), ['Rail pass', 'Umbrella']);
+  assert.deepEqual(
+    rendering.packing.map((p) => p.item),
+    ['Rail pass', 'Umbrella'],
+  );
   assert.ok(['€1,200', '€1,500', '€1,800'].includes(rendering.budget), rendering.budget);
   console.log(`converged ${elapsedMs.toFixed(0)} ms after the last edit`);
 

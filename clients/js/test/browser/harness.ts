@@ -57,7 +57,9 @@ export interface Participant {
  */
 function expectedConsoleError(message: ConsoleMessage): boolean {
   return (
-    message.text().startsWith('Failed to load resource: the server responded with a status of 404') &&
+    message
+      .text()
+      .startsWith('Failed to load resource: the server responded with a status of 404') &&
     /\/apps\/trips\/schema$/.test(message.location().url)
   );
 }
@@ -69,7 +71,12 @@ export function demoUrl(server: RunningServer, room: string, name?: string): str
 }
 
 /** Opens the demo as `name` in a new browser context and waits until it is ready. */
-export async function join(h: Harness, room: string, name: string, options: { live?: boolean } = {}): Promise<Participant> {
+export async function join(
+  h: Harness,
+  room: string,
+  name: string,
+  options: { live?: boolean } = {},
+): Promise<Participant> {
   const context = await h.browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   const errors: string[] = [];
@@ -86,16 +93,25 @@ export async function join(h: Harness, room: string, name: string, options: { li
 }
 
 export async function waitReady(page: Page, timeout = 10_000): Promise<void> {
-  await page.waitForSelector('[data-testid="app"][data-ready="true"]', { state: 'attached', timeout });
+  await page.waitForSelector('[data-testid="app"][data-ready="true"]', {
+    state: 'attached',
+    timeout,
+  });
 }
 
 export async function waitStatus(page: Page, status: string, timeout = 10_000): Promise<void> {
-  await page.waitForSelector(`[data-testid="status"][data-status="${status}"]`, { state: 'attached', timeout });
+  await page.waitForSelector(`[data-testid="status"][data-status="${status}"]`, {
+    state: 'attached',
+    timeout,
+  });
 }
 
 /** Waits until the service worker controls the page (the shell is cached). */
 export async function waitServiceWorker(page: Page, timeout = 10_000): Promise<void> {
-  await page.waitForSelector('[data-testid="app"][data-sw="ready"]', { state: 'attached', timeout });
+  await page.waitForSelector('[data-testid="app"][data-sw="ready"]', {
+    state: 'attached',
+    timeout,
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -112,7 +128,11 @@ export async function addPacking(page: Page, item: string): Promise<void> {
 }
 
 export async function vote(page: Page, activity: string): Promise<void> {
-  await page.getByTestId('activity').filter({ has: page.getByText(activity, { exact: true }) }).getByTestId('vote').click();
+  await page
+    .getByTestId('activity')
+    .filter({ has: page.getByText(activity, { exact: true }) })
+    .getByTestId('vote')
+    .click();
 }
 
 export async function setBudget(page: Page, euros: string): Promise<void> {
@@ -129,7 +149,10 @@ export async function setTitle(page: Page, title: string): Promise<void> {
 
 /** Waits until the page's client has no pending action (all acknowledged). */
 export async function waitSynced(page: Page, timeout = 10_000): Promise<void> {
-  await page.waitForSelector('[data-testid="status"][data-status="live"][data-pending="0"]', { state: 'attached', timeout });
+  await page.waitForSelector('[data-testid="status"][data-status="live"][data-pending="0"]', {
+    state: 'attached',
+    timeout,
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -145,17 +168,23 @@ export interface Rendered {
 
 export async function rendered(page: Page): Promise<Rendered> {
   return page.evaluate(() => {
-    const q = <T extends Element>(id: string) => document.querySelector<T>(`[data-testid="${id}"]`)!;
+    const q = <T extends Element>(id: string) =>
+      document.querySelector<T>(`[data-testid="${id}"]`)!;
     return {
       title: q<HTMLInputElement>('title-input').value,
       budget: q('budget-value').textContent ?? '',
-      dates: [q<HTMLInputElement>('date-from').value, q<HTMLInputElement>('date-to').value] as [string, string],
+      dates: [q<HTMLInputElement>('date-from').value, q<HTMLInputElement>('date-to').value] as [
+        string,
+        string,
+      ],
       activities: Array.from(document.querySelectorAll('[data-testid="activity"]')).map((li) => ({
         name: li.querySelector('[data-testid="activity-name"]')!.textContent ?? '',
         votes: li.querySelector('[data-testid="vote"]')!.textContent ?? '',
         voters: li.querySelector('[data-testid="vote"]')!.getAttribute('data-voters') ?? '',
       })),
-      packing: Array.from(document.querySelectorAll<HTMLElement>('[data-testid="packing-item"]')).map((li) => ({
+      packing: Array.from(
+        document.querySelectorAll<HTMLElement>('[data-testid="packing-item"]'),
+      ).map((li) => ({
         item: li.dataset.item ?? '',
         packed: li.querySelector<HTMLInputElement>('[data-testid="packing-check"]')!.checked,
       })),
@@ -197,7 +226,10 @@ export async function waitConverged(
     if (performance.now() > deadline) {
       const report = participants
         .slice(1)
-        .map((p, i) => `${participants[0]!.name} vs ${p.name}:\n${diffLines(texts[0]!, texts[i + 1]!)}`)
+        .map(
+          (p, i) =>
+            `${participants[0]!.name} vs ${p.name}:\n${diffLines(texts[0]!, texts[i + 1]!)}`,
+        )
         .join('\n\n');
       assert.fail(
         `pages did not converge within ${options.withinMs} ms of the last edit` +
@@ -222,7 +254,9 @@ export async function roomLog(server: RunningServer, room: string): Promise<Logg
   const events: LoggedEvent[] = [];
   let after = 0;
   for (;;) {
-    const response = await fetch(`${server.url}/rooms/trips/${room}/events?after=${after}&limit=1000`);
+    const response = await fetch(
+      `${server.url}/rooms/trips/${room}/events?after=${after}&limit=1000`,
+    );
     assert.equal(response.status, 200, await response.clone().text());
     const body = (await response.json()) as { events: LoggedEvent[]; seq: number };
     events.push(...body.events);

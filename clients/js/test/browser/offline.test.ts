@@ -36,7 +36,11 @@ test('offline edits survive an offline reload and arrive exactly once', async ()
   const ann = await join(h, room, 'Ann');
   const bob = await join(h, room, 'Bob');
   await addActivity(bob.page, 'Ghibli Museum');
-  await waitConverged([ann, bob], { since: performance.now(), withinMs: 2000, where: (r) => r.activities.length === 1 });
+  await waitConverged([ann, bob], {
+    since: performance.now(),
+    withinMs: 2000,
+    where: (r) => r.activities.length === 1,
+  });
   await waitServiceWorker(ann.page);
   const participant = await ann.page.getByTestId('app').getAttribute('data-participant');
   assert.ok(participant);
@@ -52,27 +56,44 @@ test('offline edits survive an offline reload and arrive exactly once', async ()
   // room and the three pending actions from IndexedDB.
   await ann.page.reload();
   await waitReady(ann.page);
-  assert.equal(await ann.page.getByTestId('app').getAttribute('data-participant'), participant, 'same participant after reload');
+  assert.equal(
+    await ann.page.getByTestId('app').getAttribute('data-participant'),
+    participant,
+    'same participant after reload',
+  );
   await waitStatus(ann.page, 'offline');
   await ann.page.waitForSelector('[data-testid="status"][data-pending="3"]', { state: 'attached' });
   // Her pending edits are back on screen (what the confirmed room shows under
   // them is the next test's subject).
   const offline = await rendered(ann.page);
-  assert.ok(offline.activities.some((a) => a.name === 'Karaoke night'), JSON.stringify(offline));
-  assert.deepEqual(offline.packing.map((p) => p.item), ['Power adapter']);
+  assert.ok(
+    offline.activities.some((a) => a.name === 'Karaoke night'),
+    JSON.stringify(offline),
+  );
+  assert.deepEqual(
+    offline.packing.map((p) => p.item),
+    ['Power adapter'],
+  );
   assert.equal(
-    await ann.page.locator('[data-testid="activity"].pending', { hasText: 'Karaoke night' }).count(),
+    await ann.page
+      .locator('[data-testid="activity"].pending', { hasText: 'Karaoke night' })
+      .count(),
     1,
     'the offline activity is shown as pending',
   );
-  assert.deepEqual(await rendered(bob.page).then((r) => r.activities.length), 1, 'nothing reached Bob while Ann was offline');
+  assert.deepEqual(
+    await rendered(bob.page).then((r) => r.activities.length),
+    1,
+    'nothing reached Bob while Ann was offline',
+  );
 
   await ann.context.setOffline(false);
   await waitSynced(ann.page);
   await waitConverged([ann, bob], {
     since: performance.now(),
     withinMs: 2000,
-    where: (r) => r.activities.length === 2 && r.packing.length === 1 && r.activities[0]!.votes === '1',
+    where: (r) =>
+      r.activities.length === 2 && r.packing.length === 1 && r.activities[0]!.votes === '1',
   });
 
   const log = await roomLog(h.server, room);
@@ -124,7 +145,11 @@ test('the losing budget edit shows a conflict notice', async () => {
   const ann = await join(h, room, 'Ann');
   const bob = await join(h, room, 'Bob');
   await setBudget(bob.page, '900');
-  await waitConverged([ann, bob], { since: performance.now(), withinMs: 2000, where: (r) => r.budget === '€900' });
+  await waitConverged([ann, bob], {
+    since: performance.now(),
+    withinMs: 2000,
+    where: (r) => r.budget === '€900',
+  });
 
   // Ann edits offline; Bob, online, keeps working and then sets the budget:
   // his edit has seen more of the room (a higher Lamport clock), so it wins.
@@ -141,8 +166,19 @@ test('the losing budget edit shows a conflict notice', async () => {
   await toast.waitFor({ timeout: 5000 });
   const text = (await toast.textContent()) ?? '';
   assert.match(text, /Your budget change to €1,200 was replaced by Bob’s €1,500/);
-  await waitConverged([ann, bob], { since: performance.now(), withinMs: 2000, where: (r) => r.budget === '€1,500' });
-  assert.equal(await bob.page.getByTestId('conflict-toast').count(), 0, 'the winner sees no notice');
-  assert.deepEqual(ann.errors.filter((e) => !/ERR_INTERNET_DISCONNECTED|WebSocket/.test(e)), []);
+  await waitConverged([ann, bob], {
+    since: performance.now(),
+    withinMs: 2000,
+    where: (r) => r.budget === '€1,500',
+  });
+  assert.equal(
+    await bob.page.getByTestId('conflict-toast').count(),
+    0,
+    'the winner sees no notice',
+  );
+  assert.deepEqual(
+    ann.errors.filter((e) => !/ERR_INTERNET_DISCONNECTED|WebSocket/.test(e)),
+    [],
+  );
   assert.deepEqual(bob.errors, []);
 });

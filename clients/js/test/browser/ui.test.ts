@@ -12,6 +12,7 @@ import {
   addPacking,
   join,
   rendered,
+  roomLog,
   setBudget,
   setTitle,
   startHarness,
@@ -30,7 +31,9 @@ after(async () => {
 });
 
 async function seq(page: Page): Promise<number> {
-  return page.evaluate(() => (window as unknown as { vellumDemo: { client: { seq: number } } }).vellumDemo.client.seq);
+  return page.evaluate(
+    () => (window as unknown as { vellumDemo: { client: { seq: number } } }).vellumDemo.client.seq,
+  );
 }
 
 async function slideTo(page: Page, value: number): Promise<void> {
@@ -57,14 +60,25 @@ test('the time-travel slider shows an earlier state, read-only', async () => {
 
   await slideTo(ann.page, earlier);
   await ann.page.getByTestId('travel-banner').waitFor();
-  await ann.page.waitForSelector(`[data-testid="app"][data-travel-seq="${earlier}"]`, { state: 'attached' });
+  await ann.page.waitForSelector(`[data-testid="app"][data-travel-seq="${earlier}"]`, {
+    state: 'attached',
+  });
   const past = await rendered(ann.page);
   assert.equal(past.title, 'Kyoto in autumn');
   assert.equal(past.budget, '€800');
-  assert.deepEqual(past.activities.map((a) => a.name), ['Fushimi Inari at dawn']);
-  assert.ok(await ann.page.getByTestId('workspace').evaluate((el) => (el as HTMLFieldSetElement).disabled), 'read-only while travelling');
+  assert.deepEqual(
+    past.activities.map((a) => a.name),
+    ['Fushimi Inari at dawn'],
+  );
+  assert.ok(
+    await ann.page.getByTestId('workspace').evaluate((el) => (el as HTMLFieldSetElement).disabled),
+    'read-only while travelling',
+  );
   assert.ok(await ann.page.getByTestId('activity-input').isDisabled());
-  assert.match((await ann.page.getByTestId('travel-label').textContent()) ?? '', new RegExp(`change ${earlier} of`));
+  assert.match(
+    (await ann.page.getByTestId('travel-label').textContent()) ?? '',
+    new RegExp(`change ${earlier} of`),
+  );
 
   await ann.page.getByTestId('back-to-live').click();
   await ann.page.getByTestId('travel-banner').waitFor({ state: 'hidden' });
@@ -73,7 +87,65 @@ test('the time-travel slider shows an earlier state, read-only', async () => {
   assert.deepEqual(ann.errors, []);
 });
 
-test('the demo renders without console errors (screenshot in build/artifacts/demo.png)', async () => {
+test('a budget drag: others follow it live, the room records where it ended', async () => {
+  const room = 'drag';
+  const ann = await join(h, room, 'Ann');
+  const bob = await join(h, room, 'Bob');
+  // Ann's page notes every "what Bob is doing" text it shows; Bob's counts slider inputs.
+  await ann.page.evaluate(() => {
+    const seen: string[] = [];
+    (window as unknown as { seen: string[] }).seen = seen;
+    const people = document.querySelector('[data-testid="people"]')!;
+    new MutationObserver(() => {
+      for (const el of Array.from(people.querySelectorAll('.person-doing'))) {
+        seen.push(el.textContent ?? '');
+      }
+    }).observe(people, { subtree: true, childList: true, characterData: true });
+  });
+  const slider = bob.page.getByTestId('budget-range');
+  await slider.evaluate((el) => {
+    (window as unknown as { inputs: number }).inputs = 0;
+    el.addEventListener('input', () => (window as unknown as { inputs: number }).inputs++);
+  });
+  const box = (await slider.boundingBox())!;
+  const y = box.y + box.height / 2;
+  await bob.page.mouse.move(box.x + 4, y);
+  await bob.page.mouse.down();
+  for (let i = 1; i <= 90; i++)
+    await bob.page.mouse.move(box.x + 4 + (i * box.width * 0.6) / 90, y);
+  // Hold still (still pressed) until Ann has seen the drag through presence.
+  await ann.page.waitForFunction(() =>
+    (window as unknown as { seen: string[] }).seen.some((t) =>
+      t.startsWith('adjusting the budget: €'),
+    ),
+  );
+  await bob.page.mouse.up();
+
+  const final = (await bob.page.getByTestId('budget-value').textContent()) ?? '';
+  await waitSynced(bob.page);
+  await waitConverged([ann, bob], {
+    since: performance.now(),
+    withinMs: 2000,
+    where: (r) => r.budget === final,
+  });
+  const inputs = await bob.page.evaluate(() => (window as unknown as { inputs: number }).inputs);
+  const drags = (await roomLog(h.server, room)).filter((e) => e.action === 'budget_set');
+  assert.ok(inputs >= 30, `${inputs} slider inputs`);
+  // One event when the drag pauses (the coalescer's 50 ms quiet window) or
+  // at the latest every second; a loaded machine makes a few more pauses.
+  assert.ok(
+    drags.length >= 1 && drags.length <= inputs / 3,
+    `${drags.length} budget_set events for ${inputs} slider inputs`,
+  );
+  assert.equal(
+    drags[drags.length - 1]!.payload?.cents,
+    Number(await slider.inputValue()),
+    'the last event is where the drag ended',
+  );
+  assert.deepEqual([...ann.errors, ...bob.errors], []);
+});
+
+test('the demo renders without console errors (screenshot: build/artifacts/demo.png)', async () => {
   const room = 'tokyo';
   const ann = await join(h, room, 'Ann Lee');
   const bob = await join(h, room, 'Bob');
@@ -81,11 +153,17 @@ test('the demo renders without console errors (screenshot in build/artifacts/dem
   await setTitle(ann.page, 'Tokyo in spring');
   await ann.page.getByTestId('date-from').fill('2026-04-02');
   await ann.page.getByTestId('date-to').fill('2026-04-12');
-  for (const name of ['Cherry blossoms in Ueno Park', 'Tsukiji outer market', 'Day trip to Nikko', 'teamLab Planets']) {
+  for (const name of [
+    'Cherry blossoms in Ueno Park',
+    'Tsukiji outer market',
+    'Day trip to Nikko',
+    'teamLab Planets',
+  ]) {
     await addActivity(ann.page, name);
   }
   await addActivity(bob.page, 'Shibuya crossing at night');
-  for (const item of ['Rail pass', 'Umbrella', 'Power adapter', 'Comfortable shoes']) await addPacking(cleo.page, item);
+  for (const item of ['Rail pass', 'Umbrella', 'Power adapter', 'Comfortable shoes'])
+    await addPacking(cleo.page, item);
   await setBudget(bob.page, '2400');
   await waitConverged([ann, bob, cleo], {
     since: performance.now(),
@@ -97,11 +175,21 @@ test('the demo renders without console errors (screenshot in build/artifacts/dem
   await vote(cleo.page, 'Cherry blossoms in Ueno Park');
   await vote(bob.page, 'Day trip to Nikko');
   await vote(cleo.page, 'teamLab Planets');
-  await ann.page.getByTestId('packing-item').filter({ hasText: 'Rail pass' }).getByTestId('packing-check').check();
+  await ann.page
+    .getByTestId('packing-item')
+    .filter({ hasText: 'Rail pass' })
+    .getByTestId('packing-check')
+    .check();
   await bob.page.getByTestId('budget-input').focus(); // presence: "adjusting the budget"
   for (const p of [ann, bob, cleo]) await waitSynced(p.page);
-  await waitConverged([ann, bob, cleo], { since: performance.now(), withinMs: 2000, where: (r) => r.packing.some((p) => p.item === 'Rail pass' && p.packed) });
-  await ann.page.waitForFunction(() => document.querySelectorAll('.person:not(.away)').length === 3);
+  await waitConverged([ann, bob, cleo], {
+    since: performance.now(),
+    withinMs: 2000,
+    where: (r) => r.packing.some((p) => p.item === 'Rail pass' && p.packed),
+  });
+  await ann.page.waitForFunction(
+    () => document.querySelectorAll('.person:not(.away)').length === 3,
+  );
   await ann.page.getByTestId('packing-input').focus();
   await ann.page.getByTestId('packing-input').blur();
 
@@ -111,5 +199,6 @@ test('the demo renders without console errors (screenshot in build/artifacts/dem
   await ann.page.setViewportSize({ width: 1280, height: 1100 });
   await ann.page.screenshot({ path: path.join(dir, 'demo.png'), fullPage: true });
 
-  for (const p of [ann, bob, cleo]) assert.deepEqual(p.errors, [], `${p.name}'s page logged errors`);
+  for (const p of [ann, bob, cleo])
+    assert.deepEqual(p.errors, [], `${p.name}'s page logged errors`);
 });
