@@ -38,8 +38,11 @@ export interface RoomClientOptions {
   participant: string;
   name?: string;
   /**
-   * Room token (?token= on the WebSocket, Authorization: Bearer on HTTP); a
-   * function is asked again on every connection.
+   * Room token (?token= on the WebSocket, X-Room-Token on HTTP); a function is
+   * asked again on every connection attempt, so it can hand out a fresh one
+   * when the last one expired. A fixed (or no) token the server refuses stops
+   * the reconnects (an `error` event with the server's code, say
+   * token_missing); a function's refused token is retried with backoff.
    */
   token?: string | (() => string | Promise<string>);
   /** Default MemoryOutboxStorage (nothing survives the process). */
@@ -83,7 +86,11 @@ const CLOSE_RATE = 4429;
 /** Our own close code: a schema change needs a join from seq 0. */
 const CLOSE_RESYNC = 4000;
 
-/** The server allows 50 submits/s with a burst of 100; stay below it. */
+/**
+ * The server allows 50 submits/s with a burst of 100 by default; stay below
+ * it. A server configured lower answers rate_limited: the client then halves
+ * its rate (see SubmitRate).
+ */
 const SUBMITS_PER_SECOND = 40;
 const SUBMIT_BURST = 80;
 /** Save the confirmed room after this many events, at most this often. */
@@ -103,6 +110,8 @@ const CLOSE_MESSAGE_TOO_BIG = 1009;
 
 /** Per-event errors the server answers for transient reasons: the action is resent. */
 const TRANSIENT_ERRORS = new Set(['unavailable', 'rate_limited', 'overloaded']);
+/** Error frames that answer a whole submit frame (which then gets no ack). */
+const SUBMIT_REFUSALS = new Set(['rate_limited', 'forbidden']);
 
 type Frame = { type: string } & Record<string, unknown>;
 
@@ -125,8 +134,14 @@ export class RoomClient {
   private inbox: Promise<void> = Promise.resolve();
   /** Ids sent on the current connection and not answered yet. */
   private readonly inFlight = new Set<string>();
-  private submitTokens = SUBMIT_BURST;
-  private tokensAt = Date.now();
+  /**
+   * Submit frames of this connection without an ack, by ref, and how many of
+   * them an error frame refused (see onSubmitRefused).
+   */
+  private readonly unackedSubmits = new Map<number, string[]>();
+  private refusedSubmits = 0;
+  private submitRefusal = { code: '', message: '' };
+  private readonly submitRate = new SubmitRate(SUBMITS_PER_SECOND, SUBMIT_BURST);
   private pumpTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private lastFrameAt = 0;
@@ -138,7 +153,8 @@ export class RoomClient {
   private savedSeq = -1;
   private saveTimer: ReturnType<typeof setTimeout> | undefined;
   private saving: Promise<void> = Promise.resolve();
-  private readyWaiters: Array<() => void> = [];
+  /** open() waits here until the first join, or until the client stops for good. */
+  private readyWaiters: Array<{ resolve: () => void; reject: (error: VellumError) => void }> = [];
 
   private constructor(
     private readonly options: RoomClientOptions,
@@ -243,7 +259,7 @@ export class RoomClient {
   async stateAt(at: number | Date): Promise<{ seq: number; state: JsonObject }> {
     const query = { at: typeof at === 'number' ? at : at.toISOString() };
     const body = (await requestJson(httpUrl(this.options.url, this.roomPath('/state'), query), {
-      bearer: await this.token(),
+      headers: roomTokenHeader(await this.token()),
     })) as { seq: number; state: JsonObject };
     return { seq: body.seq, state: body.state };
   }
@@ -329,30 +345,42 @@ export class RoomClient {
     } catch (error) {
       if (!(error instanceof VellumError) || error.code !== 'unavailable') throw error;
     }
-    if (fetched) this.useSchema(fetched.schema, fetched.version, cached);
-    else if (cached) this.useSchema(Schema.parse(cached.schema), cached.schemaVersion, cached);
-    const known = this.room !== undefined;
+    let restored = false;
+    if (fetched) restored = this.useSchema(fetched.schema, fetched.version, cached);
+    else if (cached) {
+      restored = this.useSchema(Schema.parse(cached.schema), cached.schemaVersion, cached);
+    }
     this.connect();
-    if (!known) await new Promise<void>((resolve) => this.readyWaiters.push(resolve));
+    // Without a cached room of this schema the state is known after the first
+    // join only (an empty room at seq 0 would be a wrong first view).
+    if (!restored) {
+      await new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+    }
   }
 
+  /** GET /apps/{app}/schema is public: no token (a token function is asked once per join). */
   private async fetchSchema(): Promise<{ schema: Schema; version: number }> {
     const url = httpUrl(this.options.url, `/apps/${encodeURIComponent(this.options.app)}/schema`);
-    const body = (await requestJson(url, { bearer: await this.token() })) as {
+    const body = (await requestJson(url)) as {
       version: number;
       schema: Json;
     };
     return { schema: Schema.parse(body.schema), version: body.version };
   }
 
-  /** Creates the optimistic room (from the cache if of this schema); restores the outbox. */
-  private useSchema(schema: Schema, version: number, cached: CachedRoom | undefined): void {
+  /**
+   * Creates the optimistic room (from the cache if of this schema) and
+   * restores the outbox. Returns whether the cached room was used.
+   */
+  private useSchema(schema: Schema, version: number, cached: CachedRoom | undefined): boolean {
     this.schemaVersion = version;
     const room = new OptimisticRoom(schema, this.options.participant);
+    let restored = false;
     if (cached && cached.schemaVersion === version) {
       try {
         room.reset(cached.seq, cached.clock, cached.reducerState);
         this.savedSeq = cached.seq;
+        restored = true;
       } catch (error) {
         this.emit('error', asVellumError(error));  // a stale cache: start from the server
       }
@@ -360,6 +388,7 @@ export class RoomClient {
     room.onChange(() => this.emitChange());
     this.room = room;
     this.restorePending();
+    return restored;
   }
 
   /** Puts the outbox's actions (from an earlier run) back into the view. */
@@ -386,23 +415,28 @@ export class RoomClient {
         const fetched = await this.fetchSchema();
         if (!this.room) this.useSchema(fetched.schema, fetched.version, undefined);
       }
+      const token = await this.token();
       const url = wsUrl(this.options.url, this.roomPath(''), {
         participant: this.options.participant,
         name: this.options.name,
         lastSeq: this.ready.confirmedSeq,
-        token: await this.token(),
+        token,
       });
       if (!this.wantOnline || this.closed || this.socket) return;
-      this.attach(new this.WebSocketImpl(url));
+      this.attach(new this.WebSocketImpl(url), token);
     } catch (error) {
       this.emit('error', asVellumError(error));
       this.scheduleReconnect();
     }
   }
 
-  private attach(socket: WebSocket): void {
+  private attach(socket: WebSocket, token: string | undefined): void {
     this.socket = socket;
     this.lastFrameAt = Date.now();
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+    };
     socket.onmessage = (message) => {
       if (socket !== this.socket) return;
       this.lastFrameAt = Date.now();
@@ -410,7 +444,8 @@ export class RoomClient {
       if (frame) this.enqueue(() => this.handle(frame));
     };
     socket.onclose = (close) => {
-      if (socket === this.socket) this.enqueue(async () => this.closedBy(close.code));
+      if (socket !== this.socket) return;
+      this.enqueue(() => opened ? this.closedBy(close.code) : this.neverOpened(token));
     };
     socket.onerror = () => {};  // a close follows
     this.pingTimer = setInterval(() => this.keepAlive(socket), PING_EVERY_MS);
@@ -430,22 +465,71 @@ export class RoomClient {
     this.forgetSocket();
     if (!this.wantOnline || this.closed) return;
     if (code === CLOSE_REPLACED) {
-      // Another connection of this participant took over: don't fight it.
-      this.wantOnline = false;
-      this.setStatus('offline');
-      this.emit('error', new VellumError('replaced', 'replaced by a newer connection (4001)'));
-      return;
+      // Another connection of this participant took over: reconnecting would
+      // replace it in turn, and the two would take turns for ever.
+      const replaced = new VellumError('replaced', 'replaced by a newer connection (4001)');
+      this.emit('error', replaced);
+      return this.stopReconnecting(replaced);
     }
     if (code === CLOSE_RESYNC) return void this.attempt();
     if (code === CLOSE_MESSAGE_TOO_BIG) {
       this.frameBytesMax = Math.max(FRAME_BYTES_MIN, Math.floor(this.frameBytesMax / 2));
     }
+    if (code === CLOSE_RATE) this.submitRate.slowDown();
+    // A full room or a rate close: retry at the longest delay, jittered so
+    // that the clients a full room turned away do not come back together.
     const slow = code === CLOSE_ROOM_FULL || code === CLOSE_RATE;
-    this.scheduleReconnect(slow ? this.backoff.maxMs : undefined);
+    this.scheduleReconnect(slow ? jittered(this.backoff.maxMs) : undefined);
+  }
+
+  /**
+   * The WebSocket closed before it opened: the server refused the upgrade
+   * (the reason, say token_expired, is in an HTTP answer that the WebSocket
+   * API hides), or the server is unreachable. A read of the room over HTTP
+   * with the same token tells a refused token from the rest.
+   */
+  private async neverOpened(token: string | undefined): Promise<void> {
+    this.forgetSocket();
+    if (!this.wantOnline || this.closed) return;
+    const refusal = await this.tokenRefusal(token);
+    if (!this.wantOnline || this.closed || this.socket) return;
+    if (!refusal) return this.scheduleReconnect();
+    this.emit('error', refusal);
+    // A token function may give a good token next time (a fresh one after an
+    // expiry): ask it again, with backoff. A fixed or missing token would be
+    // refused for ever: stop until connect().
+    if (typeof this.options.token === 'function') return this.scheduleReconnect();
+    this.stopReconnecting(refusal);
+  }
+
+  /** The server's 401/403 for this token on the room (undefined: not a token problem). */
+  private async tokenRefusal(token: string | undefined): Promise<VellumError | undefined> {
+    const query = { after: this.room?.confirmedSeq ?? 0, limit: 1 };
+    try {
+      await requestJson(httpUrl(this.options.url, this.roomPath('/events'), query),
+        { headers: roomTokenHeader(token) });
+      return undefined;
+    } catch (error) {
+      const refusal = asVellumError(error);
+      return refusal.status === 401 || refusal.status === 403 ? refusal : undefined;
+    }
+  }
+
+  /**
+   * Offline until connect(): after a replacement (4001) or a refused fixed
+   * token. An open() still waiting for its first join fails with `error`.
+   */
+  private stopReconnecting(error: VellumError): void {
+    this.wantOnline = false;
+    this.clearReconnect();
+    this.setStatus('offline');
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const waiter of waiters) waiter.reject(error);
   }
 
   private scheduleReconnect(delayMs?: number): void {
-    if (this.closed || !this.wantOnline || this.reconnectTimer) return;
+    if (this.closed || !this.wantOnline || this.reconnectTimer || this.socket) return;
     this.setStatus('offline');
     const delay = delayMs ?? this.backoff.next();
     this.reconnectTimer = setTimeout(() => void this.attempt(), delay);
@@ -470,6 +554,8 @@ export class RoomClient {
   private forgetSocket(): void {
     this.socket = undefined;
     this.inFlight.clear();
+    this.unackedSubmits.clear();
+    this.refusedSubmits = 0;
     clearInterval(this.pingTimer);
     clearTimeout(this.pumpTimer);
     this.pumpTimer = undefined;
@@ -551,7 +637,7 @@ export class RoomClient {
       schema = fetched.schema;
       this.schemaVersion = fetched.version;
     }
-    this.ready.reset(Number(frame['seq']), Number(frame['clock']), reducerState, schema);
+    this.ready.reset(snapshotSeq(frame, reducerState), Number(frame['clock']), reducerState, schema);
     this.eventsSinceVerify = 0;
     this.scheduleSave(true);
   }
@@ -606,10 +692,13 @@ export class RoomClient {
     this.scheduleSave(true);
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
-    for (const wake of waiters) wake();
+    for (const waiter of waiters) waiter.resolve();
   }
 
   private onAck(frame: Frame): void {
+    if (typeof frame['ref'] === 'number' && this.unackedSubmits.delete(frame['ref'])) {
+      this.submitRate.accepted();
+    }
     const results = (frame['results'] ?? []) as AckResult[];
     let transient = false;
     for (const answer of results) {
@@ -620,6 +709,7 @@ export class RoomClient {
     }
     this.ready.observeClock(Number(frame['clock'] ?? 0));
     if (transient) this.resendLater();
+    this.settleRefusedSubmits();
   }
 
   private settle(answer: AckResult): void {
@@ -677,17 +767,45 @@ export class RoomClient {
   private onErrorFrame(frame: Frame): void {
     const error = (frame['error'] ?? {}) as { code?: string; message?: string };
     const code = error.code ?? 'unknown';
-    if (code === 'rate_limited') {
-      // The refused submit gets no ack: send what is unanswered again later.
-      this.inFlight.clear();
+    const message = error.message ?? code;
+    this.emit('error', new VellumError(code, message));
+    if (SUBMIT_REFUSALS.has(code)) this.onSubmitRefused({ code, message });
+  }
+
+  /**
+   * A submit frame was refused as a whole (rate_limited, or forbidden for a
+   * read-only token): it gets this error frame instead of an ack, and the
+   * frame does not say which submit it was. The server answers submits in
+   * the order they came, each with one ack or one refusal, so once as many
+   * submits are refused as are still without an ack, those are the refused
+   * ones (settleRefusedSubmits). Until then the others' acks are awaited:
+   * resending them all at once would send what is being committed twice.
+   * Nothing new is sent meanwhile either: more would be refused too.
+   */
+  private onSubmitRefused(error: { code: string; message: string }): void {
+    this.refusedSubmits++;
+    this.submitRefusal = error;
+    this.settleRefusedSubmits();
+  }
+
+  private settleRefusedSubmits(): void {
+    if (this.refusedSubmits === 0 || this.refusedSubmits < this.unackedSubmits.size) return;
+    const refused = [...this.unackedSubmits.values()].flat();
+    const error = this.submitRefusal;
+    this.unackedSubmits.clear();
+    this.refusedSubmits = 0;
+    for (const id of refused) this.inFlight.delete(id);
+    if (error.code === 'forbidden') {
+      // A read-only token: refused, not dropped (a result and a conflict each).
+      for (const id of refused) this.reject(id, error);
+      this.pump();
+    } else {
+      // The server allows less than we assumed: halve our rate, once per
+      // refused round (the refusals of one burst come together); accepted
+      // submits raise it again (SubmitRate).
+      this.submitRate.slowDown();
       this.resendLater();
-    } else if (code === 'forbidden') {
-      // A read-only token: the submits in flight were refused, not dropped.
-      const refused = [...this.inFlight];
-      this.inFlight.clear();
-      for (const id of refused) this.reject(id, { code, message: error.message ?? code });
     }
-    this.emit('error', new VellumError(code, error.message ?? ''));
   }
 
   // ---------------------------------------------------------------------------
@@ -696,7 +814,10 @@ export class RoomClient {
   /** Actions out of the coalescer: into the outbox (durably), then onto the wire. */
   private released(actions: PendingAction[]): void {
     this.outbox.add(actions).then(
-      () => this.pump(),
+      // Pump once the writes asked for by now are done too: a burst of
+      // submits goes out in full frames, not one frame (and one of the rate's
+      // tokens) per action as each write completes.
+      () => this.outbox.settled().then(() => this.pump()),
       (error) => {
         const failure = { code: 'storage_failed', message: asVellumError(error).message };
         for (const action of actions) this.rejectUnstored(action, failure);
@@ -712,22 +833,25 @@ export class RoomClient {
 
   /** Sends every outbox action not yet in flight on this connection, in batches. */
   private pump(): void {
-    if (this.currentStatus !== 'live' || this.pumpTimer) return;
+    if (this.currentStatus !== 'live' || this.pumpTimer || this.refusedSubmits > 0) return;
     const unsent = this.outbox.actions.filter((action) => !this.inFlight.has(action.id));
     for (const batch of submitBatches(unsent, this.frameBytesMax)) {
       if (batch.length === 1 && frameBytes(batch) > this.frameBytesMax) {
         this.submitOverHttp(batch[0]!);
         continue;
       }
-      if (!this.takeSubmitToken()) {
+      const waitMs = this.submitRate.take();
+      if (waitMs > 0) {
         this.pumpTimer = setTimeout(() => {
           this.pumpTimer = undefined;
           this.pump();
-        }, 1000 / SUBMITS_PER_SECOND);
+        }, waitMs);
         return;
       }
-      if (!this.send({ op: 'submit', ref: this.nextRef++, events: batch.map(wireEvent) })) return;
+      const ref = this.nextRef++;
+      if (!this.send({ op: 'submit', ref, events: batch.map(wireEvent) })) return;
       this.stats.actionsSent += batch.length;
+      this.unackedSubmits.set(ref, batch.map((action) => action.id));
       for (const action of batch) this.inFlight.add(action.id);
     }
   }
@@ -744,7 +868,7 @@ export class RoomClient {
     const url = httpUrl(this.options.url, this.roomPath('/events'));
     const body = { participant: this.options.participant, events: [wireEvent(action)] };
     void this.token()
-      .then((bearer) => requestJson(url, { method: 'POST', body, bearer }))
+      .then((token) => requestJson(url, { method: 'POST', body, headers: roomTokenHeader(token) }))
       .then(
         (answer) => this.enqueue(() => this.onAck({ type: 'ack', ...(answer as JsonObject) })),
         (error) => this.enqueue(() => this.httpSubmitFailed(action, asVellumError(error))),
@@ -753,25 +877,21 @@ export class RoomClient {
 
   private httpSubmitFailed(action: PendingAction, error: VellumError): void {
     this.inFlight.delete(action.id);
+    // 403 (a read-only token) is final, as the WebSocket's forbidden is; 401
+    // (an expired token, say) may pass with the next token.
     const final = error.status !== undefined && error.status >= 400 && error.status < 500 &&
-      ![401, 403, 408, 429].includes(error.status);
+      ![401, 408, 429].includes(error.status);
     if (final) return this.reject(action.id, { code: error.code, message: error.message });
     this.emit('error', error);
     this.resendLater();
   }
 
-  private takeSubmitToken(): boolean {
-    const now = Date.now();
-    this.submitTokens = Math.min(
-      SUBMIT_BURST, this.submitTokens + ((now - this.tokensAt) / 1000) * SUBMITS_PER_SECOND);
-    this.tokensAt = now;
-    if (this.submitTokens < 1) return false;
-    this.submitTokens -= 1;
-    return true;
-  }
-
+  /**
+   * Sends the unanswered actions not in flight again a little later. (Those
+   * still in flight keep waiting for their acks: a second copy would be
+   * answered with the first one's result, at the price of a submit.)
+   */
   private resendLater(): void {
-    this.inFlight.clear();
     clearTimeout(this.pumpTimer);
     this.pumpTimer = setTimeout(() => {
       this.pumpTimer = undefined;
@@ -908,6 +1028,77 @@ function resultOfAnswer(action: PendingAction, answer: AckResult): ActionResult 
     return { ...base, status: 'superseded', by: answer.by ?? '' };
   }
   return { ...base, status: answer.outcome ?? 'applied' };
+}
+
+/** Room tokens go in X-Room-Token over HTTP (Authorization is for API keys). */
+function roomTokenHeader(token: string | undefined): Record<string, string> {
+  return token ? { 'x-room-token': token } : {};
+}
+
+/**
+ * The seq a snapshot's state is at. The server reduces a batch of submits
+ * before its append is durable, so a snapshot taken meanwhile holds events
+ * past its `seq` (the committed one); the reducer state's seqMax says how far
+ * it goes. Resetting to `seq` would apply those events a second time when
+ * their broadcast follows (a counter would count them twice).
+ */
+function snapshotSeq(frame: Frame, reducerState: Json): number {
+  const seqMax = (reducerState as JsonObject | null)?.['seqMax'];
+  const seq = Number(frame['seq']);
+  return typeof seqMax === 'number' && Number.isSafeInteger(seqMax) ? Math.max(seq, seqMax) : seq;
+}
+
+/** A delay in [ms/2, ms]. */
+function jittered(ms: number): number {
+  return Math.round(ms / 2 + (Math.random() * ms) / 2);
+}
+
+/**
+ * The client's submit rate: a token bucket kept under the server's (50/s,
+ * burst 100 by default). When the server says rate_limited anyway (it is
+ * configured lower), `slowDown` halves the rate, down to 1 submit/s, and each
+ * accepted submit raises it a little again, up to where it started (AIMD, as
+ * TCP does): the server's refusals go on for a while after a burst, so the
+ * halving overshoots, and the recovery finds the server's rate again.
+ */
+class SubmitRate {
+  private tokens: number;
+  private at = Date.now();
+  private readonly maxPerSecond: number;
+  private readonly maxBurst: number;
+
+  constructor(
+    private perSecond: number,
+    private burst: number,
+  ) {
+    this.tokens = burst;
+    this.maxPerSecond = perSecond;
+    this.maxBurst = burst;
+  }
+
+  /** Takes a token: 0, or how long to wait for the next one (ms). */
+  take(): number {
+    const now = Date.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.perSecond);
+    this.at = now;
+    if (this.tokens < 1) return Math.ceil(((1 - this.tokens) / this.perSecond) * 1000);
+    this.tokens -= 1;
+    return 0;
+  }
+
+  slowDown(): void {
+    this.tokens = 0;
+    this.at = Date.now();
+    this.perSecond = Math.max(1, this.perSecond / 2);
+    this.burst = Math.max(1, Math.floor(this.burst / 2));
+  }
+
+  /** About +1 submit/s per second of accepted submits. */
+  accepted(): void {
+    if (this.perSecond >= this.maxPerSecond) return;
+    this.perSecond = Math.min(this.maxPerSecond, this.perSecond + 1 / this.perSecond);
+    this.burst = Math.min(this.maxBurst, Math.max(this.burst, Math.floor(this.perSecond)));
+  }
 }
 
 function asVellumError(error: unknown): VellumError {

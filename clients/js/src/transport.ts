@@ -28,12 +28,14 @@ export interface RequestOptions {
   method?: string;
   body?: Json;
   bearer?: string;
+  /** Extra request headers (a room token goes in X-Room-Token, not Authorization). */
+  headers?: Record<string, string>;
   timeoutMs?: number;
 }
 
 /** Sends a JSON request; answers the parsed body, or throws the server's error. */
 export async function requestJson(url: string, options: RequestOptions = {}): Promise<unknown> {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...options.headers };
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   if (options.bearer) headers['authorization'] = `Bearer ${options.bearer}`;
   let response: Response;

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Helpers of the integration tests (not a test file): schemas, waiting for a
-// condition, restarting a server on the same port and data directory.
+// condition, restarting a server on the same port and data directory, a
+// recording WebSocket, the server's view of a room.
+import { WebSocket as NodeWebSocket } from 'ws';
 import { startServer, type RunningServer } from '../support/server.js';
-import type { JsonObject } from '../../src/types.js';
+import type { JsonObject, RoomEvent, WebSocketLike } from '../../src/types.js';
 
 /** Trip planner (spec/rooms/vectors/trip_planner.json) plus a draggable pin per item. */
 export const tripSchema: JsonObject = {
@@ -50,3 +52,64 @@ export function restart(server: RunningServer): Promise<RunningServer> {
 let rooms = 0;
 /** A room name no other test uses. */
 export const freshRoom = (prefix = 'room') => `${prefix}-${process.pid}-${++rooms}`;
+
+/** One WebSocket a RoomClient opened, as the test saw it. */
+export interface RecordedSocket {
+  url: URL;
+  openedAt: number;
+  frames: JsonObject[];
+  /** The close code, once closed (1006 for a refused upgrade). */
+  closeCode?: number;
+}
+
+/**
+ * A WebSocket constructor for RoomClientOptions.WebSocket: the `ws` package's,
+ * recording every connection attempt and every frame the server sent, so a
+ * test can count reconnects and see frames the client does not expose.
+ */
+export function recordingWebSocket() {
+  const sockets: RecordedSocket[] = [];
+  class Recording extends NodeWebSocket {
+    constructor(address: string) {
+      super(address);
+      const socket: RecordedSocket = { url: new URL(address), openedAt: Date.now(), frames: [] };
+      sockets.push(socket);
+      this.addEventListener('message', (message) => {
+        socket.frames.push(JSON.parse(String(message.data)) as JsonObject);
+      });
+      this.addEventListener('close', (close) => {
+        socket.closeCode = close.code;
+      });
+    }
+  }
+  return {
+    WebSocket: Recording as unknown as WebSocketLike,
+    sockets,
+    /** Every frame of `type` received on any connection, in order. */
+    frames: (type: string) => sockets.flatMap((s) => s.frames.filter((f) => f['type'] === type)),
+    /** Connection attempts made after `since` (Date.now()). */
+    attemptsSince: (since: number) => sockets.filter((s) => s.openedAt >= since).length,
+  };
+}
+
+export async function serverState(url: string, app: string, room: string, token?: string) {
+  const headers: Record<string, string> = token ? { 'x-room-token': token } : {};
+  const response = await fetch(`${url}/rooms/${app}/${room}/state`, { headers });
+  if (!response.ok) throw new Error(`GET state: ${response.status} ${await response.text()}`);
+  return (await response.json()) as { seq: number; hash: string; state: JsonObject };
+}
+
+/** Every committed event of a room, read in pages of 1,000. */
+export async function serverEvents(url: string, app: string, room: string, token?: string) {
+  const headers: Record<string, string> = token ? { 'x-room-token': token } : {};
+  const events: RoomEvent[] = [];
+  for (;;) {
+    const after = events.length === 0 ? 0 : events[events.length - 1]!.seq;
+    const response = await fetch(`${url}/rooms/${app}/${room}/events?after=${after}&limit=1000`,
+      { headers });
+    if (!response.ok) throw new Error(`GET events: ${response.status} ${await response.text()}`);
+    const page = (await response.json()) as { events: RoomEvent[]; seq: number };
+    events.push(...page.events);
+    if (page.events.length === 0 || events[events.length - 1]!.seq >= page.seq) return events;
+  }
+}
