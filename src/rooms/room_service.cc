@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -216,6 +218,7 @@ class RoomSession {
   // holds its participants' sessions, and a session may outlive the service.
   std::weak_ptr<void> room;
   bool watcher = false;       // watch(): pokes only, never a participant
+  bool joining = false;       // its join waits for the committed state (Impl::when_settled)
   uint32_t bad_messages = 0;  // on the room strand
   double tokens = 0;          // rate limit bucket, on the room strand
   int64_t refilled_at_ns = 0;
@@ -278,6 +281,9 @@ struct Room : std::enable_shared_from_this<Room> {
   std::unordered_map<std::string, Json> recent_results;  // id -> committed answer
   std::vector<Waiter> waiters;
   std::vector<std::shared_ptr<RoomSession>> watchers;  // watch(): poked after each commit
+  // Work that must see the committed state, waiting for the append in flight
+  // (Impl::when_settled), in the order it arrived.
+  std::deque<std::function<void()>> after_commit;
   asio::steady_timer idle_timer;
 };
 
@@ -333,6 +339,16 @@ struct RoomService::Impl {
   void handle_submit(Room& room, Submit submit, const Json& events, bool atomic);
   void check_item(Room& room, SubmitItem& item, const Json& event, const std::string& participant);
   void flush(const std::shared_ptr<Room>& room);
+  // Runs `task` on the room's strand when `state` is the committed state: at
+  // once when no append is in flight, else right after that append completes
+  // (before the next one starts). While an append is in flight, `state`
+  // already holds its events (flush applies them to compute their outcomes),
+  // which nothing labelled with committed_seq may show: a join's snapshot, a
+  // verify's hash, a state read. FIFO, so a joining session's messages and
+  // close, deferred behind its join, keep their order.
+  void when_settled(Room& room, std::function<void()> task);
+  void run_settled(Room& room);
+  static void read_settled(Impl& impl, Room& room, const ReadCallback& read);
   void on_appended(const std::shared_ptr<Room>& room, std::vector<Submit> batch,
                    std::vector<Committed> events, Result<std::vector<AppendResult>> result);
   void answer(Submit& submit, Room& room);
@@ -408,13 +424,15 @@ Result<uint64_t> RoomService::put_schema(std::string_view app, const Json& schem
   // Loaded rooms rebuild under the new schema and send everyone the new state.
   for (const std::shared_ptr<Room>& room : affected) {
     asio::post(room->strand, [impl = impl_.get(), room] {
-      if (!room->loaded) return;
-      room->loaded = false;
-      if (Status loaded = impl->ensure_loaded(*room); !loaded) {
-        impl->broadcast(*room, frame_of(error_frame("internal", loaded.error().message)));
-        return;
-      }
-      impl->broadcast(*room, frame_of(snapshot_frame(*room, "schema")));
+      impl->when_settled(*room, [impl, room] {
+        if (!room->loaded) return;
+        room->loaded = false;
+        if (Status loaded = impl->ensure_loaded(*room); !loaded) {
+          impl->broadcast(*room, frame_of(error_frame("internal", loaded.error().message)));
+          return;
+        }
+        impl->broadcast(*room, frame_of(snapshot_frame(*room, "schema")));
+      });
     });
   }
   return entry.version;
@@ -747,6 +765,7 @@ void RoomService::Impl::on_appended(const std::shared_ptr<Room>& room, std::vect
     if (Status reloaded = ensure_loaded(*room); !reloaded) {
       broadcast(*room, frame_of(error_frame("internal", reloaded.error().message)));
     }
+    run_settled(*room);
     flush(room);
     return;
   }
@@ -788,10 +807,28 @@ void RoomService::Impl::on_appended(const std::shared_ptr<Room>& room, std::vect
     room->idle_timer.expires_after(config.snapshot_idle);
     room->idle_timer.async_wait([this, weak = std::weak_ptr<Room>(room)](auto error) {
       auto locked = weak.lock();
-      if (!error && locked && locked->loaded) write_snapshot(*locked);
+      // In flight: the state runs ahead of the log; that append re-arms this.
+      if (!error && locked && locked->loaded && !locked->append_in_flight) {
+        write_snapshot(*locked);
+      }
     });
   }
+  run_settled(*room);
   flush(room);
+}
+
+void RoomService::Impl::when_settled(Room& room, std::function<void()> task) {
+  room.after_commit.push_back(std::move(task));
+  run_settled(room);
+}
+
+void RoomService::Impl::run_settled(Room& room) {
+  // A piece of work may start an append (a deferred submit): the rest waits again.
+  while (!room.after_commit.empty() && !room.append_in_flight) {
+    std::function<void()> task = std::move(room.after_commit.front());
+    room.after_commit.pop_front();
+    task();
+  }
 }
 
 void RoomService::Impl::answer(Submit& submit, Room& room) {
@@ -887,77 +924,81 @@ Result<std::shared_ptr<RoomSession>> RoomService::join(const JoinRequest& reques
   session->tokens = impl_->config.submit_burst;
   session->refilled_at_ns = impl_->clock.monotonic_ns();
   impl_->sessions.fetch_add(1);
+  session->joining = true;
   asio::post(room->strand, [impl = impl_.get(), room, session, request] {
-    if (Status loaded = impl->ensure_loaded(*room); !loaded) {
-      session->send(frame_of(error_frame("internal", loaded.error().message)));
-      session->close(1011, "room unavailable");
-      return;
-    }
-    auto existing = room->participants.find(request.participant);
-    const bool present = existing != room->participants.end();
-    if (!present) {
-      size_t connected = 0;
-      for (const auto& [id, p] : room->participants) connected += p.session ? 1 : 0;
-      if (connected >= impl->config.max_participants) {
-        session->send(frame_of(error_frame(
-            "room_full", fmt::format("at most {} participants", impl->config.max_participants))));
-        session->close(kCloseRoomFull, "room full");
+    impl->when_settled(*room, [impl, room, session, request] {
+      session->joining = false;
+      if (Status loaded = impl->ensure_loaded(*room); !loaded) {
+        session->send(frame_of(error_frame("internal", loaded.error().message)));
+        session->close(1011, "room unavailable");
         return;
       }
-    }
-    Participant& participant = room->participants[request.participant];
-    if (participant.session && participant.session != session) {
-      participant.session->close(kCloseReplaced, "replaced by a newer connection");
-    }
-    if (participant.leave_timer) participant.leave_timer->cancel();
-    participant.leave_timer.reset();
-    participant.session = session;
-    if (!request.name.empty() || !present) participant.name = request.name;
+      auto existing = room->participants.find(request.participant);
+      const bool present = existing != room->participants.end();
+      if (!present) {
+        size_t connected = 0;
+        for (const auto& [id, p] : room->participants) connected += p.session ? 1 : 0;
+        if (connected >= impl->config.max_participants) {
+          session->send(frame_of(error_frame(
+              "room_full", fmt::format("at most {} participants", impl->config.max_participants))));
+          session->close(kCloseRoomFull, "room full");
+          return;
+        }
+      }
+      Participant& participant = room->participants[request.participant];
+      if (participant.session && participant.session != session) {
+        participant.session->close(kCloseReplaced, "replaced by a newer connection");
+      }
+      if (participant.leave_timer) participant.leave_timer->cancel();
+      participant.leave_timer.reset();
+      participant.session = session;
+      if (!request.name.empty() || !present) participant.name = request.name;
 
-    // Welcome, then the catch-up, then live: all on this strand, so nothing
-    // committed in between can be missed or doubled.
-    Json members = Json::array();
-    for (const auto& [id, p] : room->participants) {
-      members.push_back(Json{{"participant", id},
-                             {"name", p.name},
-                             {"state", p.presence},
-                             {"connected", p.session != nullptr}});
-    }
-    session->send(frame_of(Json{{"type", "welcome"},
-                                {"app", room->app},
-                                {"room", room->name},
-                                {"participant", request.participant},
-                                {"seq", room->committed_seq},
-                                {"clock", room->clock},
-                                {"schemaVersion", room->schema_version},
-                                {"participants", members}}));
-    const uint64_t have = request.last_seq.value_or(0);
-    const bool events_cheaper = request.last_seq && have <= room->committed_seq &&
-                                room->committed_seq - have <= impl->config.catch_up_events_max;
-    if (events_cheaper) {
-      Result<std::vector<Committed>> missed =
-          impl->read_committed(*room, have, room->committed_seq);
-      if (!missed) {
-        session->send(frame_of(error_frame("internal", missed.error().message)));
-        session->close(1011, "read failed");
-        return;
+      // Welcome, then the catch-up, then live: all on this strand, so nothing
+      // committed in between can be missed or doubled.
+      Json members = Json::array();
+      for (const auto& [id, p] : room->participants) {
+        members.push_back(Json{{"participant", id},
+                               {"name", p.name},
+                               {"state", p.presence},
+                               {"connected", p.session != nullptr}});
       }
-      for (size_t i = 0; i < missed->size(); i += kEventsPerFrameMax) {
-        std::vector<Committed> chunk(
-            missed->begin() + i,
-            missed->begin() + std::min(missed->size(), i + kEventsPerFrameMax));
-        session->send(frame_of(Json{{"type", "events"},
-                                    {"events", impl->events_json(chunk)},
-                                    {"seq", room->committed_seq},
-                                    {"clock", room->clock},
-                                    {"catchUp", true}}));
+      session->send(frame_of(Json{{"type", "welcome"},
+                                  {"app", room->app},
+                                  {"room", room->name},
+                                  {"participant", request.participant},
+                                  {"seq", room->committed_seq},
+                                  {"clock", room->clock},
+                                  {"schemaVersion", room->schema_version},
+                                  {"participants", members}}));
+      const uint64_t have = request.last_seq.value_or(0);
+      const bool events_cheaper = request.last_seq && have <= room->committed_seq &&
+                                  room->committed_seq - have <= impl->config.catch_up_events_max;
+      if (events_cheaper) {
+        Result<std::vector<Committed>> missed =
+            impl->read_committed(*room, have, room->committed_seq);
+        if (!missed) {
+          session->send(frame_of(error_frame("internal", missed.error().message)));
+          session->close(1011, "read failed");
+          return;
+        }
+        for (size_t i = 0; i < missed->size(); i += kEventsPerFrameMax) {
+          std::vector<Committed> chunk(
+              missed->begin() + i,
+              missed->begin() + std::min(missed->size(), i + kEventsPerFrameMax));
+          session->send(frame_of(Json{{"type", "events"},
+                                      {"events", impl->events_json(chunk)},
+                                      {"seq", room->committed_seq},
+                                      {"clock", room->clock},
+                                      {"catchUp", true}}));
+        }
+      } else {
+        session->send(frame_of(snapshot_frame(*room, "")));
       }
-    } else {
-      session->send(frame_of(snapshot_frame(*room, "")));
-    }
-    session->send(frame_of(Json{{"type", "live"}, {"seq", room->committed_seq}}));
-    impl->presence_notice(*room, present ? "updated" : "joined", request.participant);
-    if (!present) impl->record_presence(*room, request.participant, /*joined=*/true);
+      session->send(frame_of(Json{{"type", "live"}, {"seq", room->committed_seq}}));
+      impl->presence_notice(*room, present ? "updated" : "joined", request.participant);
+      if (!present) impl->record_presence(*room, request.participant, /*joined=*/true);
+    });
   });
   return session;
 }
@@ -970,7 +1011,7 @@ void RoomService::on_closed(const std::shared_ptr<RoomSession>& session, bool cl
     asio::post(room->strand, [room, session] { std::erase(room->watchers, session); });
     return;
   }
-  asio::post(room->strand, [impl = impl_.get(), room, session, clean] {
+  auto closed = [impl = impl_.get(), room, session, clean] {
     auto found = room->participants.find(session->participant());
     if (found == room->participants.end() || found->second.session != session) return;
     if (clean) return impl->leave(*room, session->participant());
@@ -990,13 +1031,33 @@ void RoomService::on_closed(const std::shared_ptr<RoomSession>& session, bool cl
             impl->leave(*room, id);
           }
         });
+  };
+  // Behind its join if that still waits for the committed state: in order.
+  asio::post(room->strand, [impl = impl_.get(), room, session, closed = std::move(closed)] {
+    if (session->joining) return impl->when_settled(*room, closed);
+    closed();
   });
+}
+
+// The client's state hash at its seq (on the strand, at a settled state).
+// Only comparable at the room's seq: a client behind has events on the way
+// (it is told "unverified" and asks again later, not sent a whole snapshot);
+// a mismatch at the same seq, or a client ahead of the room, is reset.
+static void verify(Room& room, RoomSession& session, uint64_t seq, const std::string& hash) {
+  if (session.closed()) return;
+  if (seq < room.committed_seq) {
+    return session.send(frame_of(Json{{"type", "unverified"}, {"seq", room.committed_seq}}));
+  }
+  if (seq == room.committed_seq && hash == room.hash()) {
+    return session.send(frame_of(Json{{"type", "verified"}, {"seq", seq}}));
+  }
+  session.send(frame_of(snapshot_frame(room, "verify")));
 }
 
 void RoomService::on_message(const std::shared_ptr<RoomSession>& session, std::string text) {
   auto room = std::static_pointer_cast<Room>(session->room.lock());
   if (!room) return;  // the service stopped
-  asio::post(room->strand, [impl = impl_.get(), room, session, text = std::move(text)] {
+  auto handle = [impl = impl_.get(), room, session, text = std::move(text)] {
     if (session->closed()) return;
     auto found = room->participants.find(session->participant());
     if (found == room->participants.end() || found->second.session != session) return;
@@ -1045,14 +1106,11 @@ void RoomService::on_message(const std::shared_ptr<RoomSession>& session, std::s
       found->second.presence = std::move(state);  // broadcast, never stored
       impl->presence_notice(*room, "updated", session->participant());
     } else if (op == "verify") {
-      // The client's state hash at its seq; a mismatch resets it.
       const uint64_t seq = message.value("seq", uint64_t{0});
-      const std::string hash = message.value("hash", std::string());
-      const std::string ours = room->hash();
-      if (seq == room->committed_seq && hash == ours) {
-        return session->send(frame_of(Json{{"type", "verified"}, {"seq", seq}}));
-      }
-      session->send(frame_of(snapshot_frame(*room, "verify")));
+      std::string hash = message.value("hash", std::string());
+      impl->when_settled(*room, [room, session, seq, hash = std::move(hash)] {
+        verify(*room, *session, seq, hash);
+      });
     } else if (op == "ping") {
       session->send(frame_of(Json{{"type", "pong"}, {"seq", room->committed_seq}}));
     } else if (op == "leave") {
@@ -1061,6 +1119,11 @@ void RoomService::on_message(const std::shared_ptr<RoomSession>& session, std::s
     } else {
       bad("unknown op '" + op + "'");
     }
+  };
+  // Behind its join if that still waits for the committed state: in order.
+  asio::post(room->strand, [impl = impl_.get(), room, session, handle = std::move(handle)] {
+    if (session->joining) return impl->when_settled(*room, handle);
+    handle();
   });
 }
 
@@ -1224,11 +1287,13 @@ void RoomService::state(std::string app, std::string room_name, std::optional<ui
       return done(tl::unexpected(std::move(loaded).error()));
     }
     if (!at_seq && !at_time_unix_ns) {
-      return done(Json{{"seq", room->committed_seq},
-                       {"clock", room->clock},
-                       {"hash", room->hash()},
-                       {"state", room->state->document()},
-                       {"schemaVersion", room->schema_version}});
+      return impl->when_settled(*room, [room, done] {
+        done(Json{{"seq", room->committed_seq},
+                  {"clock", room->clock},
+                  {"hash", room->hash()},
+                  {"state", room->state->document()},
+                  {"schemaVersion", room->schema_version}});
+      });
     }
     uint64_t seq = at_seq.value_or(0);
     if (at_time_unix_ns) {
@@ -1306,7 +1371,13 @@ void RoomService::read_room(std::string app, std::string room_name, ReadCallback
     if (Status loaded = impl->ensure_loaded(*room); !loaded) {
       return read(tl::unexpected(std::move(loaded).error()));
     }
-    // Lives on this strand for the callback only (RoomReader's contract).
+    impl->when_settled(*room, [impl, room, read] { Impl::read_settled(*impl, *room, read); });
+  });
+}
+
+// Lives on the strand for the callback only (RoomReader's contract).
+void RoomService::Impl::read_settled(Impl& impl, Room& room, const ReadCallback& read) {
+  {
     struct Reader final : RoomReader {
       Reader(Impl& service, Room& loaded) : impl(service), room(loaded) {}
       uint64_t seq() const override { return room.committed_seq; }
@@ -1320,9 +1391,9 @@ void RoomService::read_room(std::string app, std::string room_name, ReadCallback
       }
       Impl& impl;
       Room& room;
-    } reader(*impl, *room);
+    } reader(impl, room);
     read(&reader);
-  });
+  }
 }
 
 Result<std::shared_ptr<RoomSession>> RoomService::watch(std::string_view app,

@@ -536,6 +536,88 @@ TEST_F(RoomServiceTest, StateAtAPastSeqAndTimeAndAfterARestartFromSnapshots) {
   EXPECT_EQ(room_state()["hash"], now["hash"]);
 }
 
+// While an append is in flight the room's state already holds its events
+// (their outcomes are computed before the append). Joins, verifies and state
+// reads wait for it: what they show is labelled with the committed seq and
+// must be exactly the committed events -- a client restoring such a snapshot
+// and then receiving the in-flight events would apply them twice.
+TEST_F(RoomServiceTest, SnapshotsAndStateReadsShowOnlyCommittedEvents) {
+  start();
+  constexpr int kWriters = 4;
+  constexpr int kSubmitsEach = 60;  // under the per-connection burst of 100
+  std::vector<std::pair<std::shared_ptr<TestPeer>, std::shared_ptr<RoomSession>>> writers;
+  for (int w = 0; w < kWriters; ++w) writers.push_back(join(fmt::format("writer-{}", w)));
+  std::thread writing([&] {
+    for (int i = 0; i < kSubmitsEach; ++i) {
+      for (int w = 0; w < kWriters; ++w) {
+        const uint64_t n = 1000 + static_cast<uint64_t>(i * kWriters + w);
+        service_->on_message(writers[static_cast<size_t>(w)].second,
+                             Json{{"op", "submit"},
+                                  {"events", Json::array({event(n, "step", {{"n", 1}})})},
+                                  {"ref", n}}
+                                 .dump());
+      }
+    }
+  });
+  // The steps committed up to a seq: every event of a writer is one step;
+  // $joined events occupy seqs without reaching the reducer.
+  auto check_state = [&](const Json& frame) {
+    const Json& reducer = frame["reducerState"];
+    EXPECT_LE(reducer["seqMax"].get<uint64_t>(), frame["seq"].get<uint64_t>()) << frame.dump();
+  };
+  int snapshots = 0;
+  for (int j = 0; j < 30; ++j) {
+    auto [peer, session] = join(fmt::format("reader-{}", j));
+    Json snapshot = peer->wait_type("snapshot");
+    ASSERT_FALSE(snapshot.is_null());
+    check_state(snapshot);
+    ++snapshots;
+    Json state = room_state();
+    auto read = call(
+        [&](auto done) { service_->read_events("trips", "r1", 0, 1000, 0ms, std::move(done)); });
+    ASSERT_TRUE(read) << read.error().message;
+    uint64_t steps_at_state_seq = 0;
+    for (const Json& e : (*read)["events"]) {
+      if (e["action"] == "step" && e["seq"].get<uint64_t>() <= state["seq"].get<uint64_t>()) {
+        ++steps_at_state_seq;
+      }
+    }
+    EXPECT_EQ(state["state"].value("steps", uint64_t{0}), steps_at_state_seq) << state.dump();
+  }
+  writing.join();
+  EXPECT_EQ(snapshots, 30);
+  for (int w = 0; w < kWriters; ++w) {
+    const uint64_t last = 1000 + static_cast<uint64_t>((kSubmitsEach - 1) * kWriters + w);
+    const auto& peer = writers[static_cast<size_t>(w)].first;
+    EXPECT_FALSE(
+        peer->wait_for([&](const Json& f) { return f["type"] == "ack" && f["ref"] == last; })
+            .is_null());
+  }
+  EXPECT_EQ(room_state()["state"]["steps"], kWriters * kSubmitsEach);
+}
+
+// A verify from a client behind the room is not answered with a snapshot:
+// the events it lacks are on their way.
+TEST_F(RoomServiceTest, AVerifyFromBehindTheRoomIsUnverifiedNotReset) {
+  start();
+  auto [ann, session] = join("ann");
+  submit(ann, session, Json::array({event(1, "step", {{"n", 3}})}), "s");
+  const Json state = room_state();
+  service_->on_message(
+      session,
+      Json{{"op", "verify"}, {"seq", state["seq"].get<uint64_t>() - 1}, {"hash", "whatever"}}
+          .dump());
+  Json answer = ann->wait_type("unverified");
+  ASSERT_FALSE(answer.is_null());
+  EXPECT_EQ(answer["seq"], state["seq"]);
+  EXPECT_TRUE(ann->wait_for(
+                     [](const Json& f) {
+                       return f["type"] == "snapshot" && f.value("reason", "") == "verify";
+                     },
+                     100ms)
+                  .is_null());
+}
+
 TEST_F(RoomServiceTest, AStateHashMismatchResetsTheClientFromTheLog) {
   start();
   auto [ann, session] = join("ann");
