@@ -47,8 +47,10 @@ export interface RoomClientOptions {
   token?: string | (() => string | Promise<string>);
   /** Default MemoryOutboxStorage (nothing survives the process). */
   storage?: OutboxStorage;
-  /** Default 50. */
+  /** The quiet period before a coalesced key is sent: default 50 ms (0 = no coalescing). */
   coalesceWindowMs?: number;
+  /** The longest a coalesced key waits while updates keep coming: default 1,000 ms. */
+  coalesceMaxWaitMs?: number;
   /** Default 250 / 10,000 ms, exponential with jitter. */
   reconnect?: { minDelayMs?: number; maxDelayMs?: number };
   /** Default globalThis.WebSocket, else the `ws` package. */
@@ -94,8 +96,10 @@ const CLOSE_RESYNC = 4000;
 const SUBMITS_PER_SECOND = 40;
 const SUBMIT_BURST = 80;
 /** Save the confirmed room after this many events, at most this often. */
-const SAVE_EVERY_EVENTS = 100;
-const SAVE_DELAY_MS = 2_000;
+// The confirmed room is saved (for an offline start) at most once per
+// SAVE_DELAY_MS while events arrive, and at once on a catch-up, a reset or
+// the loss of the connection, so an offline reload shows what was last seen.
+const SAVE_DELAY_MS = 1_000;
 /** Ping when idle; a connection silent for longer than the timeout is dead. */
 const PING_EVERY_MS = 10_000;
 const SILENCE_TIMEOUT_MS = 25_000;
@@ -164,6 +168,7 @@ export class RoomClient {
   ) {
     this.coalescer = new Coalescer({
       windowMs: options.coalesceWindowMs,
+      maxWaitMs: options.coalesceMaxWaitMs,
       release: (actions) => this.released(actions),
       replaced: (old) => {
         this.stats.actionsCoalesced++;
@@ -681,7 +686,7 @@ export class RoomClient {
   private afterConfirmed(): void {
     const every = this.options.verifyEvery ?? 200;
     if (every > 0 && this.eventsSinceVerify >= every) this.verify();
-    if (this.eventsSinceSave >= SAVE_EVERY_EVENTS) this.scheduleSave(false);
+    if (this.eventsSinceSave > 0) this.scheduleSave(false);
   }
 
   private onLive(): void {
@@ -937,6 +942,7 @@ export class RoomClient {
 
   private setStatus(status: ConnectionStatus): void {
     if (this.currentStatus === status || (this.closed && status !== 'closed')) return;
+    if (this.currentStatus === 'live' && this.room) this.scheduleSave(true);  // going offline
     this.currentStatus = status;
     this.emit('status', status);
   }
