@@ -11,9 +11,7 @@ Usage: /usr/bin/python3 demo_files_test.py <path to vellum> [test name substring
 """
 import http.client
 import os
-import shutil
 import sys
-import tempfile
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -195,29 +193,7 @@ def toml_key_and_a_bad_directory(env):
 
 
 def main():
-    if len(sys.argv) < 2 or not os.access(sys.argv[1], os.X_OK):
-        print(f"usage: {sys.argv[0]} <path to vellum> [test name substring ...]",
-              file=sys.stderr)
-        return 2
-    st.VELLUM = os.path.abspath(sys.argv[1])
-    selected = sys.argv[2:]
-    st.WORK = tempfile.mkdtemp(prefix="vellum-demo-test.")
-    env = Env()
-    passed, failed = [], []
-    try:
-        st.run_tests(TESTS, env, selected, passed, failed)
-        for problem in env.stop_all():
-            failed.append("server exit")
-            print(f"FAIL server exit: {problem}", flush=True)
-    finally:
-        for server in st.STARTED:
-            server.kill()
-        if failed or os.environ.get("VL_KEEP_WORK"):
-            print(f"work directory (logs): {st.WORK}")
-        else:
-            shutil.rmtree(st.WORK, ignore_errors=True)
-    print(f"demo_files_test: {len(passed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    return st.script_main("demo_files_test", TESTS, Env)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 import websockets
@@ -364,29 +363,7 @@ def pull_latency(env):
 
 
 def main():
-    if len(sys.argv) < 2 or not os.access(sys.argv[1], os.X_OK):
-        print(f"usage: {sys.argv[0]} <path to vellum> [test name substring ...]",
-              file=sys.stderr)
-        return 2
-    st.VELLUM = os.path.abspath(sys.argv[1])
-    selected = sys.argv[2:]
-    st.WORK = tempfile.mkdtemp(prefix="vellum-replicache-test.")
-    env = Env()
-    passed, failed = [], []
-    try:
-        st.run_tests(TESTS, env, selected, passed, failed)
-        for problem in env.stop_all():
-            failed.append("server exit")
-            print(f"FAIL server exit: {problem}", flush=True)
-    finally:
-        for server in st.STARTED:
-            server.kill()
-        if failed or os.environ.get("VL_KEEP_WORK"):
-            print(f"work directory (logs): {st.WORK}")
-        else:
-            shutil.rmtree(st.WORK, ignore_errors=True)
-    print(f"replicache_test: {len(passed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    return st.script_main("replicache_test", TESTS, Env)
 
 
 if __name__ == "__main__":

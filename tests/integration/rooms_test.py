@@ -19,10 +19,8 @@ import hmac
 import json
 import os
 import random
-import shutil
 import signal
 import sys
-import tempfile
 import time
 import uuid
 
@@ -477,29 +475,7 @@ class Env:
 
 
 def main():
-    if len(sys.argv) < 2 or not os.access(sys.argv[1], os.X_OK):
-        print(f"usage: {sys.argv[0]} <path to vellum> [test name substring ...]",
-              file=sys.stderr)
-        return 2
-    st.VELLUM = os.path.abspath(sys.argv[1])
-    selected = sys.argv[2:]
-    st.WORK = tempfile.mkdtemp(prefix="vellum-rooms-test.")
-    env = Env()
-    passed, failed = [], []
-    try:
-        st.run_tests(TESTS, env, selected, passed, failed)
-        for problem in env.stop_all():
-            failed.append("server exit")
-            print(f"FAIL server exit: {problem}", flush=True)
-    finally:
-        for server in st.STARTED:
-            server.kill()
-        if failed or os.environ.get("VL_KEEP_WORK"):
-            print(f"work directory (logs): {st.WORK}")
-        else:
-            shutil.rmtree(st.WORK, ignore_errors=True)
-    print(f"rooms_test: {len(passed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    return st.script_main("rooms_test", TESTS, Env)
 
 
 if __name__ == "__main__":

@@ -1611,7 +1611,11 @@ def run_tests(tests, env, selected, passed, failed):
                 traceback.print_exc()
 
 
-def main():
+def script_main(name, tests, make_env):
+    """The main() of this script and of the scripts that share its harness
+    (rooms_test.py, replicache_test.py, demo_files_test.py): argv is
+    <path to vellum> [test name substring ...]; runs `tests` with one
+    make_env() and prints "<name>: N passed, M failed in S s"."""
     global VELLUM, WORK
     if len(sys.argv) < 2 or not os.access(sys.argv[1], os.X_OK):
         print(f"usage: {sys.argv[0]} <path to vellum binary> [test name substring ...]",
@@ -1619,13 +1623,14 @@ def main():
         return 2
     VELLUM = os.path.abspath(sys.argv[1])
     selected = sys.argv[2:]
-    WORK = tempfile.mkdtemp(prefix="vellum-server-test.")
-    env = Env()
-    env.notes = []
+    WORK = tempfile.mkdtemp(prefix=f"vellum-{name}.")
+    env = make_env()
+    if not hasattr(env, "notes"):
+        env.notes = []
     passed, failed = [], []
     started = time.monotonic()
     try:
-        run_tests(TESTS, env, selected, passed, failed)
+        run_tests(tests, env, selected, passed, failed)
         for problem in env.stop_all():
             failed.append("server exit")
             print(f"FAIL server exit: {problem}", flush=True)
@@ -1638,9 +1643,13 @@ def main():
             print(f"work directory (logs): {WORK}")
         else:
             shutil.rmtree(WORK, ignore_errors=True)
-    print(f"server_test: {len(passed)} passed, {len(failed)} failed "
+    print(f"{name}: {len(passed)} passed, {len(failed)} failed "
           f"in {time.monotonic() - started:.1f} s", flush=True)
     return 1 if failed else 0
+
+
+def main():
+    return script_main("server_test", TESTS, Env)
 
 
 if __name__ == "__main__":
