@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "base/sha256.h"
+#include "base/uuid_v8.h"
 
 namespace vellum::server::replicache {
 
@@ -184,12 +185,7 @@ Uuid mutation_event_id(std::string_view app, std::string_view room, std::string_
   hash.update(room);
   hash.update(client_id);
   hash.update(&mutation_id, sizeof(mutation_id));
-  const Digest digest = hash.finish();
-  Uuid id;
-  std::copy_n(digest.begin(), id.bytes.size(), id.bytes.begin());
-  id.bytes[6] = static_cast<uint8_t>((id.bytes[6] & 0x0F) | 0x80);  // version 8: custom
-  id.bytes[8] = static_cast<uint8_t>((id.bytes[8] & 0x3F) | 0x80);  // RFC 9562 variant
-  return id;
+  return uuid_v8_from_digest(hash.finish());
 }
 
 Json mutation_origin(const std::string& client_group_id, const Mutation& mutation) {

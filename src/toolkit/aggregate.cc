@@ -6,6 +6,7 @@
 
 #include "base/limits.h"
 #include "base/sha256.h"
+#include "base/uuid_v8.h"
 
 namespace vellum::detail {
 
@@ -85,12 +86,7 @@ Uuid command_event_id(std::string_view stream, std::string_view command_id, uint
   hash.update(stream);
   hash.update(command_id);
   hash.update(&index, sizeof(index));
-  const Digest digest = hash.finish();
-  Uuid id;
-  std::copy_n(digest.begin(), id.bytes.size(), id.bytes.begin());
-  id.bytes[6] = static_cast<uint8_t>((id.bytes[6] & 0x0F) | 0x80);  // version 8: custom
-  id.bytes[8] = static_cast<uint8_t>((id.bytes[8] & 0x3F) | 0x80);  // RFC 9562 variant
-  return id;
+  return uuid_v8_from_digest(hash.finish());
 }
 
 Result<std::optional<AppendResult>> find_command(Store& store, std::string_view stream,
