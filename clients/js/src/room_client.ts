@@ -888,6 +888,9 @@ export class RoomClient {
       ![401, 408, 429].includes(error.status);
     if (final) return this.reject(action.id, { code: error.code, message: error.message });
     this.emit('error', error);
+    // A fixed token the server refuses will be refused again: the action stays
+    // in the outbox until the next join (connect()), as on the WebSocket.
+    if (error.status === 401 && typeof this.options.token !== 'function') return;
     this.resendLater();
   }
 

@@ -197,3 +197,20 @@ test('a fixed token that expired, with a cached room: an error and offline, no l
     ann.submit('liked');  // still usable offline: queued for a later connect()
     assert.equal(ann.pendingCount, 1);
   });
+
+test('a fixed token that expires mid-session: a refused HTTP submit waits, no retry loop',
+  async () => {
+    const room = freshRoom('expiring');
+    // Accepted for about 2 s more (the server allows 60 s of clock skew).
+    const token = signToken({ room, participant: 'ann', expiresIn: -58 });
+    const ann = await open({ room, participant: 'ann', token });
+    const log = record(ann);
+    await sleep(2_500);
+    // Too large for a WebSocket message: it goes over HTTP, with the expired token.
+    const id = ann.submit('note', { text: 'x'.repeat(70 * 1024) });
+    await sleep(3_500);
+    const refusals = log.errors.filter((e) => e.code === 'token_expired');
+    assert.equal(refusals.length, 1, `refusals: ${refusals.map((e) => e.message).join('; ')}`);
+    assert.equal(ann.pendingCount, 1, 'the action is kept for the next join');
+    assert.ok(!log.results.some((r) => r.id === id), 'no result yet: it was never answered');
+  });
